@@ -1,0 +1,62 @@
+// Entry point of `kiln` and of the Docker CLI plugin `docker-kiln`.
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError } from "commander";
+import { registerVersionCommand } from "./commands/version.js";
+import { exitCodeFor, formatError, UsageError } from "./errors.js";
+import {
+  commandArgs,
+  installPlugin,
+  kilnExecutablePath,
+  METADATA_COMMAND,
+  pluginMetadata,
+} from "./plugin.js";
+
+async function main(): Promise<number> {
+  if (process.argv[2] === METADATA_COMMAND) {
+    process.stdout.write(`${JSON.stringify(pluginMetadata(), null, 2)}\n`);
+    return 0;
+  }
+  const program = new Command("kiln")
+    .description("Kiln: build container images with a BuildKit-class engine")
+    .option(
+      "--builder <name>",
+      "override the configured builder instance (env: KILN_BUILDER, BUILDX_BUILDER)",
+    )
+    .option("-D, --debug", "enable debug logging")
+    .exitOverride()
+    .showHelpAfterError();
+  registerVersionCommand(program);
+  program
+    .command("install-plugin")
+    .description("link docker-kiln into the Docker CLI plugin directory ($DOCKER_CONFIG/cli-plugins)")
+    .action(() => {
+      const target = installPlugin(kilnExecutablePath(fileURLToPath(import.meta.url)));
+      process.stdout.write(`installed ${target}\n`);
+    });
+  try {
+    await program.parseAsync(commandArgs(process.argv, process.env), { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      )
+        return 0;
+      return 2;
+    }
+    process.stderr.write(`ERROR: ${formatError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`ERROR: ${formatError(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  },
+);

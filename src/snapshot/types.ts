@@ -1,0 +1,50 @@
+// The snapshotter's contract: layered root filesystems, as containerd's snapshotter shapes them.
+// A committed snapshot is immutable and has at most one parent; an active one is writable.
+import type { Readable } from "node:stream";
+
+declare const snapshotIdBrand: unique symbol;
+export type SnapshotId = string & { readonly [snapshotIdBrand]: true };
+
+/** A mount as the kernel (and an OCI runtime spec) takes it. */
+export interface MountSpec {
+  readonly type: "bind" | "overlay" | "tmpfs";
+  readonly source: string;
+  readonly options: readonly string[];
+}
+
+export interface ActiveSnapshot {
+  readonly id: SnapshotId;
+  readonly parent?: SnapshotId;
+  /** How to mount it read-write at some target. */
+  readonly mounts: readonly MountSpec[];
+}
+
+export interface SnapshotInfo {
+  readonly id: SnapshotId;
+  readonly parent?: SnapshotId;
+  readonly kind: "committed" | "active";
+  /** Bytes this snapshot adds over its parent. */
+  readonly size: number;
+  readonly createdAt: number;
+}
+
+export interface Snapshotter {
+  readonly name: "overlayfs" | "copy";
+  /** A new writable snapshot on top of `parent` (or empty). */
+  prepare(parent?: SnapshotId): Promise<ActiveSnapshot>;
+  /** Freezes an active snapshot; its id stays the same and becomes usable as a parent. */
+  commit(id: SnapshotId): Promise<SnapshotInfo>;
+  /** Read-only mounts of a committed snapshot. */
+  view(id: SnapshotId): Promise<readonly MountSpec[]>;
+  /** Mounts `id` (active: read-write, committed: read-only) at a temporary dir for `fn`, then unmounts. */
+  withMounted<T>(id: SnapshotId, fn: (dir: string) => Promise<T>): Promise<T>;
+  stat(id: SnapshotId): Promise<SnapshotInfo | undefined>;
+  remove(id: SnapshotId): Promise<void>;
+  list(): Promise<SnapshotInfo[]>;
+  /** The changes of a committed snapshot over its parent, as an uncompressed OCI layer tar. */
+  diff(id: SnapshotId): Readable;
+  /** Applies an uncompressed OCI layer tar onto `parent`, safely; returns the committed snapshot. */
+  applyLayer(parent: SnapshotId | undefined, layer: Readable): Promise<SnapshotInfo>;
+  /** Removes leftovers of a crashed process: active snapshots with no owner, stale mounts. */
+  cleanup(keep: (id: SnapshotId) => boolean): Promise<void>;
+}
