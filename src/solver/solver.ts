@@ -9,6 +9,8 @@ import { Semaphore } from "./semaphore.js";
 import type { OpWorker, OutputResult, ResultCache, VertexContext } from "./types.js";
 
 export interface SolveOptions {
+  /** Executes this build's vertices: it knows the build's local contexts and session. */
+  readonly worker: OpWorker;
   /** Execute every vertex even when its key is cached (`--no-cache`). */
   readonly noCache?: boolean;
   readonly signal?: AbortSignal;
@@ -36,26 +38,23 @@ interface SharedJob {
 }
 
 export interface SolverOptions {
-  readonly worker: OpWorker;
   readonly cache: ResultCache;
   /** How many vertices may execute at once. */
   readonly parallelism?: number;
 }
 
 export class Solver {
-  private readonly worker: OpWorker;
-  private readonly cache: ResultCache;
+  readonly cache: ResultCache;
   private readonly slots: Semaphore;
   private readonly inflight = new Map<Digest, SharedJob>();
 
   constructor(opts: SolverOptions) {
-    this.worker = opts.worker;
     this.cache = opts.cache;
     this.slots = new Semaphore(opts.parallelism ?? 16);
   }
 
   /** Solves the definition's root and returns its output (scratch for an empty definition). */
-  async solve(def: Definition, opts: SolveOptions = {}): Promise<OutputResult> {
+  async solve(def: Definition, opts: SolveOptions): Promise<OutputResult> {
     if (!def.root) return { kind: "scratch" };
     const run = new SolveRun(this, def, opts);
     try {
@@ -104,11 +103,6 @@ export class Solver {
       signal.removeEventListener("abort", onAbort);
       if (!signal.aborted) shared.waiters--;
     });
-  }
-
-  /** @internal */
-  get deps(): { worker: OpWorker; cache: ResultCache } {
-    return { worker: this.worker, cache: this.cache };
   }
 }
 
@@ -174,7 +168,7 @@ class SolveRun {
 
   private async computeKey(d: Digest): Promise<Digest> {
     const v = this.vertex(d);
-    const { worker } = this.solver.deps;
+    const { worker } = this.opts;
     const ctx = this.context(d, this.emit, this.abort.signal);
     const inputKeys = await Promise.all(
       v.inputs.map(async (inp, i) => {
@@ -203,7 +197,8 @@ class SolveRun {
 
   private async computeResult(d: Digest): Promise<OutputResult[]> {
     const v = this.vertex(d);
-    const { worker, cache } = this.solver.deps;
+    const { worker } = this.opts;
+    const { cache } = this.solver;
     const name = this.name(d);
     const inputs = v.inputs.map((i) => i.vertex);
     const progressGroup = this.def.metadata.get(d)?.progressGroup;

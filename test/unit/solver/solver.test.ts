@@ -112,7 +112,7 @@ describe("solver", () => {
     const root = g.exec("join", 0, stages);
     const worker = new RecordingWorker();
     const t0 = Date.now();
-    await new Solver({ worker, cache: new MemoryCache() }).solve(g.def(root));
+    await new Solver({ cache: new MemoryCache() }).solve(g.def(root), { worker });
     const elapsed = Date.now() - t0;
     const s = worker.runs.filter((r) => r.name.startsWith("s"));
     assert.equal(s.length, 4);
@@ -127,7 +127,7 @@ describe("solver", () => {
     g.exec("unused", 0, [base]);
     const used = g.exec("used", 0, [base]);
     const worker = new RecordingWorker();
-    await new Solver({ worker, cache: new MemoryCache() }).solve(g.def(used));
+    await new Solver({ cache: new MemoryCache() }).solve(g.def(used), { worker });
     assert.deepEqual(worker.runs.map((r) => r.name).sort(), ["docker-image://busybox", "used"]);
   });
 
@@ -136,11 +136,11 @@ describe("solver", () => {
     const root = g.exec("b", 0, [g.exec("a", 0, [g.source("docker-image://busybox")])]);
     const worker = new RecordingWorker();
     const cache = new MemoryCache();
-    const solver = new Solver({ worker, cache });
-    await solver.solve(g.def(root));
+    const solver = new Solver({ cache });
+    await solver.solve(g.def(root), { worker });
     const runsBefore = worker.runs.length;
     const events: ProgressEvent[] = [];
-    await solver.solve(g.def(root), { onProgress: (e) => events.push(e) });
+    await solver.solve(g.def(root), { worker, onProgress: (e) => events.push(e) });
     assert.equal(worker.runs.length, runsBefore, "nothing executed the second time");
     assert.deepEqual(
       names(events, (e) => e.cached === true),
@@ -153,9 +153,9 @@ describe("solver", () => {
     const g = new Graph();
     const root = g.exec("a", 0, [g.source("docker-image://busybox")]);
     const worker = new RecordingWorker();
-    const solver = new Solver({ worker, cache: new MemoryCache() });
-    await solver.solve(g.def(root));
-    await solver.solve(g.def(root), { noCache: true });
+    const solver = new Solver({ cache: new MemoryCache() });
+    await solver.solve(g.def(root), { worker });
+    await solver.solve(g.def(root), { worker, noCache: true });
     assert.equal(worker.runs.filter((r) => r.name === "a").length, 2);
   });
 
@@ -166,13 +166,13 @@ describe("solver", () => {
       g.source("local://context"),
     ]);
     const worker = new RecordingWorker();
-    const solver = new Solver({ worker, cache: new MemoryCache() });
+    const solver = new Solver({ cache: new MemoryCache() });
     worker.contexts.set("local://context", "v1");
-    await solver.solve(g.def(root));
-    await solver.solve(g.def(root));
+    await solver.solve(g.def(root), { worker });
+    await solver.solve(g.def(root), { worker });
     assert.equal(worker.runs.filter((r) => r.name === "copy-and-build").length, 1);
     worker.contexts.set("local://context", "v2");
-    await solver.solve(g.def(root));
+    await solver.solve(g.def(root), { worker });
     assert.equal(worker.runs.filter((r) => r.name === "copy-and-build").length, 2);
     assert.equal(
       worker.runs.filter((r) => r.name === "base").length,
@@ -185,13 +185,13 @@ describe("solver", () => {
     const g = new Graph();
     const root = g.exec("shared", 200, [g.source("docker-image://busybox")]);
     const worker = new RecordingWorker();
-    const solver = new Solver({ worker, cache: new MemoryCache() });
+    const solver = new Solver({ cache: new MemoryCache() });
     const ev1: ProgressEvent[] = [];
     const ev2: ProgressEvent[] = [];
     const def = unmarshalDefinition(marshalDefinition(g.def(root)));
     await Promise.all([
-      solver.solve(g.def(root), { onProgress: (e) => ev1.push(e) }),
-      solver.solve(def, { onProgress: (e) => ev2.push(e) }),
+      solver.solve(g.def(root), { worker, onProgress: (e) => ev1.push(e) }),
+      solver.solve(def, { worker, onProgress: (e) => ev2.push(e) }),
     ]);
     assert.equal(worker.runs.filter((r) => r.name === "shared").length, 1);
     for (const ev of [ev1, ev2]) {
@@ -212,7 +212,7 @@ describe("solver", () => {
     const worker = new RecordingWorker();
     const t0 = Date.now();
     await assert.rejects(
-      new Solver({ worker, cache: new MemoryCache() }).solve(g.def(root)),
+      new Solver({ cache: new MemoryCache() }).solve(g.def(root), { worker }),
       (err: unknown) => {
         assert.ok(err instanceof VertexError);
         assert.equal(err.vertexName, "bad");
@@ -229,7 +229,8 @@ describe("solver", () => {
     const g = new Graph();
     const root = g.exec("long", 5000, [g.source("docker-image://busybox")]);
     const ac = new AbortController();
-    const p = new Solver({ worker: new RecordingWorker(), cache: new MemoryCache() }).solve(g.def(root), {
+    const p = new Solver({ cache: new MemoryCache() }).solve(g.def(root), {
+      worker: new RecordingWorker(),
       signal: ac.signal,
     });
     setTimeout(() => ac.abort(), 50);
@@ -240,7 +241,7 @@ describe("solver", () => {
     const g = new Graph();
     const root = g.exec("bad", 0, [g.source("docker-image://busybox")], "fail");
     const cache = new MemoryCache();
-    await assert.rejects(new Solver({ worker: new RecordingWorker(), cache }).solve(g.def(root)));
+    await assert.rejects(new Solver({ cache }).solve(g.def(root), { worker: new RecordingWorker() }));
     assert.equal(cache.map.size, 1, "only the source was recorded");
   });
 });

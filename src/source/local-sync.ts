@@ -1,0 +1,193 @@
+// Incremental sync of a local build context into the engine's copy of it: only entries whose
+// metadata (size, mtime, mode, owner, inode, link target) changed since the last sync are read and
+// copied; deleted ones are removed. Ignore patterns (.dockerignore) and include patterns
+// (the paths the build actually uses) decide what is sent at all.
+import {
+  chmod,
+  copyFile,
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { PatternMatcher } from "../fs/patterns.js";
+
+interface EntryMeta {
+  readonly type: "file" | "dir" | "symlink";
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly ino: number;
+  readonly link?: string;
+}
+
+type Manifest = Record<string, EntryMeta>;
+
+export interface SyncOptions {
+  /** .dockerignore patterns. */
+  readonly exclude?: readonly string[];
+  /** Only these paths (and what is below them) are sent; empty = everything. */
+  readonly include?: readonly string[];
+}
+
+export interface SyncStats {
+  readonly files: number;
+  readonly copied: number;
+  readonly removed: number;
+  readonly bytesCopied: number;
+}
+
+function sameMeta(a: EntryMeta | undefined, b: EntryMeta): boolean {
+  return (
+    !!a &&
+    a.type === b.type &&
+    a.size === b.size &&
+    a.mtimeMs === b.mtimeMs &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.ino === b.ino &&
+    a.link === b.link
+  );
+}
+
+function included(path: string, include: readonly string[]): boolean {
+  if (include.length === 0) return true;
+  return include.some((p) => {
+    const clean = p.replace(/^\.?\/+/, "").replace(/\/+$/, "");
+    return (
+      clean === "" ||
+      clean === "." ||
+      path === clean ||
+      path.startsWith(`${clean}/`) ||
+      clean.startsWith(`${path}/`) ||
+      new PatternMatcher([clean]).matches(path)
+    );
+  });
+}
+
+/** Walks `src` with the ignore rules, returning relative paths → metadata. */
+async function scan(src: string, opts: SyncOptions): Promise<Manifest> {
+  const excluder = opts.exclude && opts.exclude.length ? new PatternMatcher(opts.exclude) : undefined;
+  const include = opts.include ?? [];
+  const out: Manifest = {};
+  const walk = async (rel: string): Promise<void> => {
+    const names = await readdir(join(src, rel));
+    await Promise.all(
+      names.map(async (name) => {
+        const path = rel ? `${rel}/${name}` : name;
+        const st = await lstat(join(src, path));
+        const isDir = st.isDirectory();
+        const excluded = excluder?.matches(path) ?? false;
+        if (excluded && !(isDir && excluder?.subtreeMayDiffer(path))) return;
+        if (!included(path, include)) return;
+        const type = isDir ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : undefined;
+        if (!type) return; // sockets, fifos and devices are not part of a build context
+        if (!excluded) {
+          out[path] = {
+            type,
+            size: type === "file" ? st.size : 0,
+            mtimeMs: st.mtimeMs,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            ino: st.ino,
+            link: type === "symlink" ? await readlink(join(src, path)) : undefined,
+          };
+        }
+        if (isDir) await walk(path);
+      }),
+    );
+  };
+  await walk("");
+  return out;
+}
+
+/** Brings `dest` in line with `src`; returns what it did. */
+export async function syncLocalContext(
+  src: string,
+  dest: string,
+  opts: SyncOptions = {},
+): Promise<SyncStats> {
+  await mkdir(dest, { recursive: true });
+  let previous: Manifest = {};
+  try {
+    previous = JSON.parse(await readFile(manifestPath(dest), "utf8")) as Manifest;
+  } catch {
+    // No manifest (first sync, or a crash mid-write): everything is copied again.
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dest, { recursive: true });
+  }
+  const current = await scan(src, opts);
+  let removed = 0;
+  // Deepest first, so directories are emptied before they go.
+  for (const path of Object.keys(previous).sort().reverse()) {
+    if (!current[path] || current[path]!.type !== previous[path]!.type) {
+      await rm(join(dest, path), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  let copied = 0;
+  let bytesCopied = 0;
+  const paths = Object.keys(current).sort();
+  // Directories first (parents before children), then files in parallel, then directory times.
+  for (const path of paths) {
+    const m = current[path]!;
+    if (m.type !== "dir") continue;
+    await mkdir(join(dest, path), { recursive: true });
+    if (!sameMeta(previous[path], m)) {
+      await chmod(join(dest, path), m.mode);
+      await lchown(join(dest, path), m.uid, m.gid);
+    }
+  }
+  const files = paths.filter((p) => current[p]!.type !== "dir" && !sameMeta(previous[p], current[p]!));
+  const BATCH = 64;
+  for (let i = 0; i < files.length; i += BATCH) {
+    await Promise.all(
+      files.slice(i, i + BATCH).map(async (path) => {
+        const m = current[path]!;
+        const to = join(dest, path);
+        await rm(to, { recursive: true, force: true });
+        // The parent may be an ignored directory whose exception (`!a/x`) brought this entry back.
+        await mkdir(dirname(to), { recursive: true });
+        if (m.type === "symlink") {
+          await symlink(m.link!, to);
+          await lchown(to, m.uid, m.gid);
+          await lutimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
+        } else {
+          await copyFile(join(src, path), to);
+          await chmod(to, m.mode);
+          await lchown(to, m.uid, m.gid);
+          await utimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
+          bytesCopied += m.size;
+        }
+        copied++;
+      }),
+    );
+  }
+  for (const path of paths.reverse()) {
+    const m = current[path]!;
+    if (m.type === "dir" && !sameMeta(previous[path], m))
+      await utimes(join(dest, path), m.mtimeMs / 1000, m.mtimeMs / 1000);
+  }
+  const tmp = `${manifestPath(dest)}.tmp`;
+  await writeFile(tmp, JSON.stringify(current));
+  await rename(tmp, manifestPath(dest));
+  return { files: paths.length, copied, removed, bytesCopied };
+}
+
+/** What the last sync saw, kept beside (not inside) the copy so builds never see it. */
+function manifestPath(dest: string): string {
+  return `${dest.replace(/\/+$/, "")}.sync-manifest.json`;
+}
