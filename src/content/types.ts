@@ -11,6 +11,8 @@ export interface WriteOptions {
   /** When given, the write fails (and leaves nothing behind) unless the content has this digest. */
   readonly expected?: Digest;
   readonly expectedSize?: number;
+  /** Cancels the write; the temp file is removed and nothing is stored. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ContentStore {
