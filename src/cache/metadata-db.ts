@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { CacheRecordTable } from "./metadata-cache-records.js";
+import { ChainSnapshotTable, SnapshotLayerTable } from "./metadata-layers.js";
 import { LeaseTable } from "./metadata-leases.js";
 import { SCHEMA_MIGRATIONS, SCHEMA_VERSION } from "./metadata-migrations.js";
 import { CacheMountTable, ImageResolutionTable } from "./metadata-resolutions.js";
@@ -24,6 +25,8 @@ export class MetadataDb {
   readonly leases: LeaseTable;
   readonly imageResolutions: ImageResolutionTable;
   readonly cacheMounts: CacheMountTable;
+  readonly snapshotLayers: SnapshotLayerTable;
+  readonly chainSnapshots: ChainSnapshotTable;
   /** How many expired leases were dropped when the database was opened. */
   readonly expiredLeasesDropped: number;
   private readonly db: Database.Database;
@@ -36,6 +39,8 @@ export class MetadataDb {
     this.leases = new LeaseTable(db);
     this.imageResolutions = new ImageResolutionTable(db);
     this.cacheMounts = new CacheMountTable(db);
+    this.snapshotLayers = new SnapshotLayerTable(db);
+    this.chainSnapshots = new ChainSnapshotTable(db);
     this.expiredLeasesDropped = this.leases.deleteExpired(now);
   }
 

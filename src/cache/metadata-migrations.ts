@@ -90,6 +90,26 @@ export const SCHEMA_MIGRATIONS: readonly ((db: BetterSqlite3.Database) => void)[
       CREATE INDEX cache_mounts_snapshot ON cache_mounts (snapshot_id);
     `);
   },
+  // 1 → 2: what exports and image unpacking remember about snapshots.
+  (db) => {
+    db.exec(`
+      -- the layer a snapshot's diff became (or was unpacked from), so it is compressed only once
+      CREATE TABLE snapshot_layers (
+        snapshot_id TEXT PRIMARY KEY REFERENCES snapshots (id) ON DELETE CASCADE,
+        diff_id     TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        media_type  TEXT NOT NULL,
+        empty       INTEGER NOT NULL DEFAULT 0
+      );
+      -- image layer chains (OCI ChainID) already unpacked, shared by every build
+      CREATE TABLE chain_snapshots (
+        chain_id    TEXT PRIMARY KEY,
+        snapshot_id TEXT NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE
+      );
+      CREATE INDEX chain_snapshots_snapshot ON chain_snapshots (snapshot_id);
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = SCHEMA_MIGRATIONS.length;

@@ -1,7 +1,8 @@
 // Incremental sync of a local build context into the engine's copy of it: only entries whose
 // metadata (size, mtime, mode, owner, inode, link target) changed since the last sync are read and
 // copied; deleted ones are removed. Ignore patterns (.dockerignore) and include patterns
-// (the paths the build actually uses) decide what is sent at all.
+// (the paths the build actually uses) decide what is sent at all. As in BuildKit, what arrives is
+// owned by root: a context's files belong to no user of the image until COPY --chown says so.
 import {
   chmod,
   copyFile,
@@ -148,7 +149,7 @@ export async function syncLocalContext(
     await mkdir(join(dest, path), { recursive: true });
     if (!sameMeta(previous[path], m)) {
       await chmod(join(dest, path), m.mode);
-      await lchown(join(dest, path), m.uid, m.gid);
+      await lchown(join(dest, path), 0, 0);
     }
   }
   const files = paths.filter((p) => current[p]!.type !== "dir" && !sameMeta(previous[p], current[p]!));
@@ -163,12 +164,12 @@ export async function syncLocalContext(
         await mkdir(dirname(to), { recursive: true });
         if (m.type === "symlink") {
           await symlink(m.link!, to);
-          await lchown(to, m.uid, m.gid);
+          await lchown(to, 0, 0);
           await lutimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
         } else {
           await copyFile(join(src, path), to);
           await chmod(to, m.mode);
-          await lchown(to, m.uid, m.gid);
+          await lchown(to, 0, 0);
           await utimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
           bytesCopied += m.size;
         }

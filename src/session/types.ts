@@ -1,0 +1,33 @@
+// The session: what only the client has and the engine asks for during a build — local
+// directories (synced incrementally), secrets, SSH agents — and where client-side outputs go.
+// In-process builds use a direct implementation; remote builds carry it over the engine API.
+import type { Duplex, Writable } from "node:stream";
+import type { SyncOptions, SyncStats } from "../source/local-sync.js";
+
+/** Names of the session's local directories: the build context, and named local contexts. */
+export const CONTEXT_LOCAL_NAME = "context";
+export const namedContextLocalName = (name: string) => `context:${name}`;
+
+/** A client-side destination for an exported stream, by output position in the request. */
+export interface ExportTarget {
+  /** Index into BuildRequest.outputs. */
+  readonly output: number;
+  /** What the stream is: a tar to unpack into a directory, or bytes to write to the file/stdout. */
+  readonly kind: "unpack-tar" | "file" | "docker-load";
+  /** For per-platform splitting of local outputs: the sub-directory (`linux_amd64`). */
+  readonly subdir?: string;
+}
+
+export interface BuildSession {
+  readonly id: string;
+  /** Brings the engine-side copy `dest` of the client's local directory `name` up to date. */
+  syncLocal(name: string, dest: string, opts: SyncOptions, signal: AbortSignal): Promise<SyncStats>;
+  /** A secret's value, or undefined when the client has no secret of that id. */
+  getSecret(id: string): Promise<Buffer | undefined>;
+  /** A connection to the client's SSH agent `id` (one per agent request), or undefined if none. */
+  openSshAgent(id: string): Promise<Duplex | undefined>;
+  /** Whether the client has an SSH agent or keys for `id`. */
+  hasSsh(id: string): boolean;
+  /** A stream to the client for a client-side output; resolves when the client has stored it all. */
+  openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }>;
+}
