@@ -46,6 +46,20 @@ export interface ExecMeta {
   /** Env var names whose values come from secrets at run time (`RUN --mount=type=secret,env=…`). */
   readonly secretEnv?: readonly { readonly id: string; readonly name: string; readonly optional: boolean }[];
   readonly validExitCodes?: readonly number[];
+  /**
+   * Proxy settings from the predefined proxy build args (HTTP_PROXY …). They reach the process's
+   * environment but, as in BuildKit, not the cache key (the solver leaves them out of it).
+   */
+  readonly proxyEnv?: ProxyEnv;
+}
+
+/** BuildKit's ProxyEnv: the predefined proxy ARGs passed to RUN without being declared. */
+export interface ProxyEnv {
+  readonly httpProxy?: string;
+  readonly httpsProxy?: string;
+  readonly ftpProxy?: string;
+  readonly noProxy?: string;
+  readonly allProxy?: string;
 }
 
 interface MountBase {
@@ -131,12 +145,18 @@ export interface CopyAction {
   readonly createDestPath: boolean;
   readonly allowWildcard: boolean;
   readonly allowEmptyWildcard: boolean;
+  /** Seconds since the epoch for every time written (SOURCE_DATE_EPOCH); undefined keeps source times. */
   readonly timestamp?: number;
   readonly includePatterns?: readonly string[];
   readonly excludePatterns?: readonly string[];
   readonly alwaysReplaceExistingDestPaths?: boolean;
   /** COPY --parents: keep the source's parent directories below this prefix. */
   readonly parents?: boolean;
+  /**
+   * Paths (absolute in the source) that must exist even though include patterns select the
+   * copy (BuildKit's RequiredPaths, set by COPY --parents for sources without wildcards).
+   */
+  readonly requiredPaths?: readonly string[];
 }
 
 export interface MkdirAction {
@@ -145,6 +165,7 @@ export interface MkdirAction {
   readonly mode: number;
   readonly makeParents: boolean;
   readonly owner?: ChownOpt;
+  /** Seconds since the epoch; undefined means now. */
   readonly timestamp?: number;
 }
 
@@ -154,6 +175,7 @@ export interface MkfileAction {
   readonly mode: number;
   readonly data: string; // base64
   readonly owner?: ChownOpt;
+  /** Seconds since the epoch; undefined means now. */
   readonly timestamp?: number;
 }
 
@@ -169,6 +191,7 @@ export interface SymlinkAction {
   readonly oldpath: string;
   readonly newpath: string;
   readonly owner?: ChownOpt;
+  /** Seconds since the epoch; undefined means now. */
   readonly timestamp?: number;
 }
 

@@ -179,7 +179,7 @@ class SolveRun {
     );
     const content = await worker.contentKey(v, ctx);
     const { inputs: _inputs, ignoreCache: _ignore, ...opPart } = v;
-    return sha256Digest(canonicalJson({ op: opPart, inputs: inputKeys, content }));
+    return sha256Digest(canonicalJson({ op: withoutProxyEnv(opPart.op), platform: opPart.platform, inputs: inputKeys, content }));
   }
 
   result(d: Digest): Promise<OutputResult[]> {
@@ -263,6 +263,13 @@ class SolveRun {
       throw new VertexError(d, name, err);
     }
   }
+}
+
+/** Proxy settings reach the process but not the key, as in BuildKit: a proxy change reuses the cache. */
+function withoutProxyEnv(op: Vertex["op"]): Vertex["op"] {
+  if (op.kind !== "exec" || !op.meta.proxyEnv) return op;
+  const { proxyEnv: _proxy, ...meta } = op.meta;
+  return { ...op, meta };
 }
 
 /** A fallback progress name when the definition has no description for a vertex. */

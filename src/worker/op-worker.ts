@@ -196,7 +196,7 @@ export class HostOpWorker implements OpWorker {
         mounts: containerMounts,
         process: {
           args: op.meta.args,
-          env: op.meta.env,
+          env: [...op.meta.env, ...proxyEnvVars(op.meta.proxyEnv)],
           cwd: op.meta.cwd,
           user: op.meta.user,
           hostname: op.meta.hostname,
@@ -399,6 +399,21 @@ export class HostOpWorker implements OpWorker {
     }
     return top ? { kind: "snapshot", id: top } : { kind: "scratch" };
   }
+}
+
+/** The predefined proxy build args as the environment variables programs look for (both cases). */
+function proxyEnvVars(p: ExecOp["meta"]["proxyEnv"]): string[] {
+  if (!p) return [];
+  const out: string[] = [];
+  const add = (name: string, v: string | undefined) => {
+    if (v !== undefined) out.push(`${name}=${v}`, `${name.toLowerCase()}=${v}`);
+  };
+  add("HTTP_PROXY", p.httpProxy);
+  add("HTTPS_PROXY", p.httpsProxy);
+  add("FTP_PROXY", p.ftpProxy);
+  add("NO_PROXY", p.noProxy);
+  add("ALL_PROXY", p.allProxy);
+  return out;
 }
 
 /** Copies a whole tree (used to make a writable copy of a local context). */
