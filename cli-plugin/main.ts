@@ -1,6 +1,8 @@
 // Entry point of `kiln` and of the Docker CLI plugin `docker-kiln`.
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { registerBuildCommand } from "./commands/build.js";
+import { registerDebugCommand } from "./commands/debug.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { exitCodeFor, formatError, UsageError } from "./errors.js";
 import {
@@ -25,6 +27,8 @@ async function main(): Promise<number> {
     .option("-D, --debug", "enable debug logging")
     .exitOverride()
     .showHelpAfterError();
+  registerBuildCommand(program);
+  registerDebugCommand(program);
   registerVersionCommand(program);
   program
     .command("install-plugin")

@@ -29,7 +29,14 @@ await esbuild.build({
   format: "esm",
   sourcemap: "linked",
   // Native addons and packages that load files relative to themselves stay outside the bundle.
-  external: ["better-sqlite3", "ssh2", "cpu-features", "@grpc/grpc-js", "@grpc/proto-loader"],
+  external: [
+    "better-sqlite3",
+    "@napi-rs/xattr",
+    "ssh2",
+    "cpu-features",
+    "@grpc/grpc-js",
+    "@grpc/proto-loader",
+  ],
   banner: {
     js: "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);",
   },

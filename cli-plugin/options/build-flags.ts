@@ -47,6 +47,27 @@ export interface RawBuildFlags {
   cgroupParent?: string;
 }
 
+/** Every repeatable flag empty, every other unset: what an empty command line gives. */
+export function emptyRawFlags(): RawBuildFlags {
+  return {
+    tag: [],
+    buildArg: [],
+    buildContext: [],
+    platform: [],
+    output: [],
+    noCacheFilter: [],
+    label: [],
+    addHost: [],
+    allow: [],
+    secret: [],
+    ssh: [],
+    cacheFrom: [],
+    cacheTo: [],
+    annotation: [],
+    ulimit: [],
+  };
+}
+
 export interface ClientOptions {
   readonly progress: ProgressMode;
   readonly quiet: boolean;

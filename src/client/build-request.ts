@@ -53,8 +53,12 @@ export interface BuildRequest {
   /** A directory, `-` (tar on stdin, already unpacked by the client into a directory), or a git URL. */
   readonly contextPath: string;
   readonly dockerfilePath?: string;
-  /** The Dockerfile's text when given with `-f -`. */
+  /** The Dockerfile's text: read by the client (from `-f`, `-f -` or CONTEXT/Dockerfile) before sending. */
   readonly dockerfileText?: string;
+  /** The Dockerfile's name as errors show it (`Dockerfile`, `build/app.Dockerfile`). */
+  readonly dockerfileName?: string;
+  /** The context's ignore patterns (`<Dockerfile>.dockerignore` or `.dockerignore`), read by the client. */
+  readonly dockerignore?: readonly string[];
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly buildContexts: Readonly<Record<string, NamedContext>>;
@@ -77,4 +81,30 @@ export interface BuildRequest {
   readonly shmSize?: number;
   readonly ulimits: readonly { readonly name: string; readonly soft: number; readonly hard: number }[];
   readonly cgroupParent?: string;
+}
+
+/** A request with Buildx's defaults for everything not given. */
+export function newBuildRequest(contextPath: string, given: Partial<BuildRequest> = {}): BuildRequest {
+  return {
+    contextPath,
+    tags: [],
+    buildArgs: {},
+    buildContexts: {},
+    platforms: [],
+    outputs: [],
+    noCache: false,
+    noCacheFilter: [],
+    pull: false,
+    labels: {},
+    addHosts: [],
+    allow: [],
+    secrets: [],
+    ssh: [],
+    cacheFrom: [],
+    cacheTo: [],
+    call: "build",
+    annotations: [],
+    ulimits: [],
+    ...given,
+  };
 }

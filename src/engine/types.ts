@@ -1,6 +1,7 @@
 // The engine's service interface: what the daemon API serves and the embedded builder calls.
-import type { BuildRequest } from "../client/build-request.js";
+
 import type { UsageRecord } from "../cache/usage-filter.js";
+import type { BuildRequest } from "../client/build-request.js";
 import type { Platform } from "../oci/platform.js";
 import type { BuildSession } from "../session/types.js";
 import type { ProgressSink } from "../solver/progress.js";
@@ -24,7 +25,12 @@ export interface EngineInfo {
   readonly nativePlatforms: readonly Platform[];
   readonly emulatedPlatforms: readonly Platform[];
   readonly snapshotter: string;
-  readonly gcPolicy: readonly { readonly all?: boolean; readonly filters?: readonly string[]; readonly keepDurationMs?: number; readonly keepBytes?: number }[];
+  readonly gcPolicy: readonly {
+    readonly all?: boolean;
+    readonly filters?: readonly string[];
+    readonly keepDurationMs?: number;
+    readonly keepBytes?: number;
+  }[];
 }
 
 export interface PruneOptions {
@@ -34,7 +40,11 @@ export interface PruneOptions {
 }
 
 export interface BuildEngine {
-  build(req: BuildRequest, session: BuildSession, opts: { onProgress?: ProgressSink; signal?: AbortSignal }): Promise<BuildOutcome>;
+  build(
+    req: BuildRequest,
+    session: BuildSession,
+    opts: { onProgress?: ProgressSink; signal?: AbortSignal },
+  ): Promise<BuildOutcome>;
   info(): Promise<EngineInfo>;
   diskUsage(filters?: readonly string[]): Promise<UsageRecord[]>;
   prune(opts: PruneOptions): Promise<{ reclaimedBytes: number; removed: number }>;

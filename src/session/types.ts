@@ -20,6 +20,16 @@ export interface ExportTarget {
 
 export interface BuildSession {
   readonly id: string;
+  /**
+   * A stable key for the client's local directory `name` (e.g. a hash of the client's host and the
+   * directory's path), so the engine reuses its copy across builds and syncs only what changed.
+   */
+  sharedKey(name: string): string;
+  /**
+   * The client's own directory behind the local directory `name`, when the session runs on the
+   * client's machine: a remote engine's sync reads it to send metadata and changed files.
+   */
+  localDirectory?(name: string): string | undefined;
   /** Brings the engine-side copy `dest` of the client's local directory `name` up to date. */
   syncLocal(name: string, dest: string, opts: SyncOptions, signal: AbortSignal): Promise<SyncStats>;
   /** A secret's value, or undefined when the client has no secret of that id. */

@@ -4,15 +4,28 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { LayerRecordStore } from "../exporter/layer-blobs.js";
 import { snapshotChain } from "../exporter/layer-blobs.js";
-import type { CopyAction, ExecOp, FileAction, FileOp, MergeOp, Mount, SourceOp, Vertex } from "../llb/ops.js";
+import type {
+  CopyAction,
+  ExecOp,
+  FileAction,
+  FileOp,
+  MergeOp,
+  Mount,
+  SecretMount,
+  SourceOp,
+  SshMount,
+  Vertex,
+} from "../llb/ops.js";
 import { SCRATCH } from "../llb/ops.js";
 import type { Digest } from "../oci/digest.js";
 import { hostPlatform, type Platform } from "../oci/platform.js";
+import type { BuildSession } from "../session/types.js";
 import type { ActiveSnapshot, MountSpec, SnapshotId, Snapshotter } from "../snapshot/types.js";
 import type { OpWorker, OutputResult, VertexContext } from "../solver/types.js";
 import type { ImageProvider } from "../source/image-provider.js";
 import type { ImageUnpacker } from "../source/image-unpack.js";
 import type { CacheMountStore } from "./cache-mounts.js";
+import { openExecSecrets } from "./exec-secrets.js";
 import type { ContainerMount, Executor } from "./types.js";
 
 /** A build's local contexts (the build context, named local contexts), synced into the engine. */
@@ -41,6 +54,8 @@ export interface HostOpWorkerDeps {
   readonly runFileAction: FileActionRunner;
   readonly cacheMounts: CacheMountStore;
   readonly scratchDir: string;
+  /** The build's session: secrets and SSH agents come from it. */
+  readonly session?: BuildSession;
   /** Defaults applied to every RUN step of this build (--add-host, --shm-size, --ulimit, --cgroup-parent). */
   readonly execDefaults?: { shmSize?: number; cgroupParent?: string };
 }
@@ -191,12 +206,21 @@ export class HostOpWorker implements OpWorker {
         else containerMounts.push(mount);
       }
       if (!rootfs) throw new Error("exec op has no root mount");
+      const secrets = await openExecSecrets(
+        this.deps.scratchDir,
+        op.mounts.filter((m): m is SecretMount => m.type === "secret"),
+        op.mounts.filter((m): m is SshMount => m.type === "ssh"),
+        op.meta,
+        this.deps.session,
+      );
+      releases.push(() => secrets.close());
+      containerMounts.push(...secrets.mounts);
       const result = await executor.run({
         rootfs,
         mounts: containerMounts,
         process: {
           args: op.meta.args,
-          env: [...op.meta.env, ...proxyEnvVars(op.meta.proxyEnv)],
+          env: [...op.meta.env, ...proxyEnvVars(op.meta.proxyEnv), ...secrets.env],
           cwd: op.meta.cwd,
           user: op.meta.user,
           hostname: op.meta.hostname,
@@ -208,7 +232,7 @@ export class HostOpWorker implements OpWorker {
         network: op.network,
         security: op.security,
         platform,
-        onOutput: (fd, data) => ctx.log(fd, data),
+        onOutput: (fd, data) => ctx.log(fd, secrets.mask(data)),
         signal: ctx.signal,
       });
       const valid = op.meta.validExitCodes ?? [0];
@@ -295,11 +319,9 @@ export class HostOpWorker implements OpWorker {
           readonly: false,
         };
       case "secret":
-        if (m.optional) return undefined;
-        throw new Error(`secret ${m.secretId} is required but this build has no secrets provider yet`);
       case "ssh":
-        if (m.optional) return undefined;
-        throw new Error(`ssh agent ${m.sshId} is required but this build has no ssh forwarding yet`);
+        // Made per run by openExecSecrets, from the session.
+        return undefined;
     }
   }
 

@@ -1,0 +1,203 @@
+// The engine: one host's stores, snapshotter, executor and solver, turning build requests into
+// outputs. The daemon (kilnd) serves it; the embedded builder runs it in-process.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { type CacheState, openCacheState } from "../cache/cache-state.js";
+import type { UsageRecord } from "../cache/usage-filter.js";
+import type { BuildRequest } from "../client/build-request.js";
+import { type ExportDeps, exportOutputs } from "../exporter/export.js";
+import type { PlatformResult } from "../exporter/image-writer.js";
+import type { FileHashCache } from "../fs/checksum.js";
+import { formatPlatform, hostPlatform, type Platform } from "../oci/platform.js";
+import type { BuildSession } from "../session/types.js";
+import { chooseSnapshotter, type SnapshotterPreference } from "../snapshot/choose.js";
+import type { Snapshotter } from "../snapshot/types.js";
+import type { ProgressSink } from "../solver/progress.js";
+import { Solver } from "../solver/solver.js";
+import { ImageUnpacker } from "../source/image-unpack.js";
+import { KILN_COMMIT, KILN_VERSION } from "../version.js";
+import { CacheMountStore } from "../worker/cache-mounts.js";
+import { executeFileAction } from "../worker/fileop/execute.js";
+import { RuncExecutor } from "../worker/oci/runc-executor.js";
+import { HostOpWorker } from "../worker/op-worker.js";
+import { runDockerfileFrontend } from "./dockerfile-build.js";
+import { checkEntitlements, requiredEntitlements } from "./entitlements.js";
+import { ImageSources } from "./image-sources.js";
+import { RecordedSnapshotter } from "./recorded-snapshotter.js";
+import { IndexedResultCache } from "./result-cache.js";
+import { LocalCopyLocks, SessionLocalSources } from "./session-locals.js";
+import type { BuildEngine, BuildOutcome, EngineInfo, PruneOptions } from "./types.js";
+
+export interface EngineOptions {
+  /** Where everything the engine keeps lives (content, snapshots, metadata, local context copies). */
+  readonly stateDir: string;
+  readonly snapshotter?: SnapshotterPreference;
+  /** The OCI runtime binary (runc or crun). */
+  readonly runtime?: string;
+  /** Registries reached over plain HTTP (besides loopback ones). */
+  readonly insecureRegistries?: readonly string[];
+  readonly parallelism?: number;
+  /** Entitlements builds may ask for with --allow (`network.host`, `security.insecure`). */
+  readonly allowedEntitlements?: readonly string[];
+}
+
+export class Engine implements BuildEngine {
+  private readonly locks = new LocalCopyLocks();
+  private readonly hashCaches = new Map<string, FileHashCache>();
+  private readonly cacheMounts: CacheMountStore;
+  private readonly unpacker: ImageUnpacker;
+  private readonly solver: Solver;
+
+  private constructor(
+    private readonly opts: EngineOptions,
+    private readonly state: CacheState,
+    private readonly snapshotter: Snapshotter,
+    private readonly executor: RuncExecutor,
+    private readonly images: ImageSources,
+  ) {
+    this.cacheMounts = new CacheMountStore(join(opts.stateDir, "cachemounts"));
+    this.unpacker = new ImageUnpacker({
+      snapshotter,
+      store: state.content,
+      chains: state.db.chainSnapshots,
+      layerRecords: state.db.snapshotLayers,
+    });
+    this.solver = new Solver({ cache: new IndexedResultCache(state.index), parallelism: opts.parallelism });
+  }
+
+  static async open(opts: EngineOptions): Promise<Engine> {
+    const stateDir = opts.stateDir;
+    for (const d of ["cachemounts", "local", "tmp"]) await mkdir(join(stateDir, d), { recursive: true });
+    const inner = await chooseSnapshotter(stateDir, opts.snapshotter ?? "auto");
+    let snapshotterRef: Snapshotter | undefined;
+    const state = await openCacheState({
+      stateDir,
+      snapshotExists: async (id) => (await inner.stat(id))?.kind === "committed",
+      removeSnapshot: async (id) => {
+        await (snapshotterRef ?? inner).remove(id).catch(() => {});
+      },
+    });
+    const snapshotter = new RecordedSnapshotter(inner, state.db);
+    snapshotterRef = snapshotter;
+    // Active snapshots belong to builds that no longer exist after a restart.
+    await inner.cleanup((id) => state.db.snapshots.get(id)?.kind === "committed");
+    const executor = new RuncExecutor({ stateDir: join(stateDir, "exec"), runtime: opts.runtime });
+    await executor.cleanupStale();
+    const images = new ImageSources({ insecureRegistries: opts.insecureRegistries ?? [] });
+    return new Engine(opts, state, snapshotter, executor, images);
+  }
+
+  async build(
+    req: BuildRequest,
+    session: BuildSession,
+    opts: { onProgress?: ProgressSink; signal?: AbortSignal },
+  ): Promise<BuildOutcome> {
+    const signal = opts.signal ?? new AbortController().signal;
+    const onProgress = opts.onProgress ?? (() => {});
+    const locals = new SessionLocalSources(
+      session,
+      join(this.opts.stateDir, "local"),
+      this.locks,
+      this.hashCaches,
+    );
+    const lease = this.state.leases.acquire({});
+    try {
+      const worker = new HostOpWorker({
+        snapshotter: this.snapshotter,
+        executor: this.executor,
+        unpacker: this.unpacker,
+        layerRecords: this.state.db.snapshotLayers,
+        imageProvider: (identifier) => this.images.providerFor(identifier),
+        locals,
+        runFileAction: (action, roots) => executeFileAction(action, roots),
+        cacheMounts: this.cacheMounts,
+        scratchDir: join(this.opts.stateDir, "tmp"),
+        session,
+        execDefaults: { shmSize: req.shmSize, cgroupParent: req.cgroupParent },
+      });
+      const frontend = await runDockerfileFrontend(req, {
+        resolveImage: (ref, platform) => this.images.resolveConfig(ref, platform, req.pull),
+        buildPlatform: hostPlatform(),
+      });
+      if (frontend.kind === "report") return frontend.outcome;
+      for (const b of frontend.builds)
+        checkEntitlements(requiredEntitlements(b.definition), req.allow, this.opts.allowedEntitlements ?? []);
+      const results: PlatformResult[] = await Promise.all(
+        frontend.builds.map(async (b) => {
+          const out = await this.solver.solve(b.definition, {
+            worker,
+            noCache: req.noCache,
+            signal,
+            onProgress,
+          });
+          if (out.kind === "directory")
+            throw new Error("the build result is a local context; build a stage instead");
+          return {
+            platform: b.platform,
+            snapshot: out.kind === "snapshot" ? out.id : undefined,
+            config: b.imageConfig,
+          };
+        }),
+      );
+      const exportDeps: ExportDeps = {
+        snapshotter: this.snapshotter,
+        store: this.state.content,
+        layerRecords: this.state.db.snapshotLayers,
+        push: (name, root, store, sig) => this.images.push(name, root, store, sig),
+      };
+      const outputs = req.outputs.length ? req.outputs : [];
+      const { metadata, imageId } = await exportOutputs(exportDeps, results, outputs, {
+        session,
+        signal,
+        epoch: frontend.epoch,
+      });
+      const warnings = [...frontend.warnings];
+      if (outputs.length === 0) {
+        warnings.push(
+          "No output specified with the embedded builder. Build result will only remain in the build cache. To push result image into registry use --push or to load image into docker use --load",
+        );
+      }
+      return { warnings, metadata, imageId };
+    } finally {
+      locals.release();
+      await lease.release();
+    }
+  }
+
+  async info(): Promise<EngineInfo> {
+    const { native, emulated } = await this.executor.supportedPlatforms();
+    return {
+      version: KILN_VERSION,
+      commit: KILN_COMMIT,
+      nativePlatforms: native,
+      emulatedPlatforms: emulated,
+      snapshotter: this.snapshotter.name,
+      gcPolicy: [],
+    };
+  }
+
+  async diskUsage(filters: readonly string[] = []): Promise<UsageRecord[]> {
+    return this.state.gc.diskUsage({ filters: [...filters] });
+  }
+
+  async prune(opts: PruneOptions): Promise<{ reclaimedBytes: number; removed: number }> {
+    const r = await this.state.gc.prune({
+      all: opts.all,
+      filters: opts.filters ? [...opts.filters] : undefined,
+      keepStorage: opts.keepStorage,
+    });
+    return { reclaimedBytes: r.reclaimedBytes, removed: r.removed.length };
+  }
+
+  async close(): Promise<void> {
+    this.state.close();
+  }
+}
+
+export function openEngine(opts: EngineOptions): Promise<Engine> {
+  return Engine.open(opts);
+}
+
+export function describePlatforms(ps: readonly Platform[]): string {
+  return ps.map(formatPlatform).join(", ");
+}

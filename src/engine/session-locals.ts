@@ -1,0 +1,88 @@
+// A build's local contexts as the worker sees them: synced from the session into engine-side
+// copies keyed by the client's directory (so the next build sends only what changed), checksummed
+// with per-file hashes cached across builds.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { contentChecksum, type FileHashCache } from "../fs/checksum.js";
+import type { CopyAction } from "../llb/ops.js";
+import { LocalAttr } from "../llb/source-attrs.js";
+import type { Digest } from "../oci/digest.js";
+import type { BuildSession } from "../session/types.js";
+import { copySourceChecksum } from "../worker/fileop/copy-checksum.js";
+import type { LocalSources } from "../worker/op-worker.js";
+
+/** Serialises use of one engine-side copy: a build holds it from sync to its end. */
+export class LocalCopyLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async acquire(dir: string): Promise<() => void> {
+    const prev = this.tails.get(dir) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    this.tails.set(
+      dir,
+      prev.then(() => mine),
+    );
+    await prev;
+    return release;
+  }
+}
+
+function jsonList(attrs: Readonly<Record<string, string>>, key: string): string[] {
+  const v = attrs[key];
+  if (!v) return [];
+  const parsed = JSON.parse(v) as unknown;
+  return Array.isArray(parsed) ? parsed.map(String) : [];
+}
+
+export class SessionLocalSources implements LocalSources {
+  private readonly releases: (() => void)[] = [];
+
+  constructor(
+    private readonly session: BuildSession,
+    private readonly localRoot: string,
+    private readonly locks: LocalCopyLocks,
+    private readonly hashCaches: Map<string, FileHashCache>,
+  ) {}
+
+  async sync(name: string, attrs: Readonly<Record<string, string>>, signal: AbortSignal): Promise<string> {
+    const include = [
+      ...jsonList(attrs, LocalAttr.includePatterns),
+      ...jsonList(attrs, LocalAttr.followPaths),
+    ];
+    const exclude = jsonList(attrs, LocalAttr.excludePatterns);
+    // One copy per client directory and selection: builds selecting different paths don't thrash each other.
+    const key = createHash("sha256")
+      .update(`${this.session.sharedKey(name)}\0${JSON.stringify(include)}\0${JSON.stringify(exclude)}`)
+      .digest("hex")
+      .slice(0, 32);
+    const dest = join(this.localRoot, key);
+    this.releases.push(await this.locks.acquire(dest));
+    await this.session.syncLocal(name, dest, { include, exclude }, signal);
+    return dest;
+  }
+
+  private cacheFor(dir: string): FileHashCache {
+    let cache = this.hashCaches.get(dir);
+    if (!cache) {
+      cache = new Map();
+      this.hashCaches.set(dir, cache);
+    }
+    return cache;
+  }
+
+  checksum(dir: string): Promise<Digest> {
+    return contentChecksum(dir, { path: "/", fileHashCache: this.cacheFor(dir) });
+  }
+
+  selectionChecksum(dir: string, action: CopyAction): Promise<Digest> {
+    return copySourceChecksum(action, dir, this.cacheFor(dir));
+  }
+
+  /** Lets other builds use the copies this build synced. */
+  release(): void {
+    for (const r of this.releases.splice(0)) r();
+  }
+}

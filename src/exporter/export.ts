@@ -1,0 +1,177 @@
+// Runs a build's outputs: images (pushed or not), OCI and Docker archives, `docker load`, and
+// root filesystems as directories or tars — on the client's side through the session.
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import type { OutputSpec } from "../client/build-request.js";
+import type { ContentStore } from "../content/types.js";
+import { platformDirName } from "../oci/platform.js";
+import type { Descriptor } from "../oci/spec.js";
+import type { BuildSession, ExportTarget } from "../session/types.js";
+import type { Snapshotter } from "../snapshot/types.js";
+import {
+  type ImageWriteOptions,
+  type ImageWriterDeps,
+  type PlatformResult,
+  type WrittenImage,
+  writeImageIndex,
+  writeImageManifest,
+} from "./image-writer.js";
+import { writeImageArchive } from "./oci-archive.js";
+import { packDirectory } from "./rootfs-tar.js";
+
+/** Pushes an image (manifest or index and everything below it) to `name`. */
+export type ImagePusher = (
+  name: string,
+  root: Descriptor,
+  store: ContentStore,
+  signal: AbortSignal,
+) => Promise<void>;
+
+export interface ExportDeps extends ImageWriterDeps {
+  readonly push: ImagePusher;
+}
+
+export interface ExportOptions {
+  readonly session: BuildSession;
+  readonly signal: AbortSignal;
+  readonly epoch?: number;
+}
+
+interface ImageOutcome {
+  readonly root: Descriptor;
+  readonly images: readonly WrittenImage[];
+}
+
+function writeOptions(attrs: Readonly<Record<string, string>>, epoch?: number): ImageWriteOptions {
+  const compression = attrs.compression === "uncompressed" ? "uncompressed" : "gzip";
+  if (attrs.compression && !["gzip", "uncompressed"].includes(attrs.compression)) {
+    throw new Error(`compression=${attrs.compression} is not supported: use gzip or uncompressed`);
+  }
+  const manifestAnnotations: Record<string, string> = {};
+  const indexAnnotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attrs)) {
+    const m = /^annotation(?:-(index|manifest))?\.(.+)$/.exec(k);
+    if (!m) continue;
+    if (m[1] === "index") indexAnnotations[m[2]!] = v;
+    else manifestAnnotations[m[2]!] = v;
+  }
+  return {
+    compression,
+    ociMediaTypes: attrs["oci-mediatypes"] !== "false",
+    epoch,
+    manifestAnnotations,
+    indexAnnotations,
+  };
+}
+
+/** Manifests per platform, joined into an index when there is more than one. */
+async function buildImage(
+  deps: ExportDeps,
+  results: readonly PlatformResult[],
+  opts: ImageWriteOptions,
+): Promise<ImageOutcome> {
+  const images = await Promise.all(results.map((r) => writeImageManifest(deps, r, opts)));
+  if (images.length === 1) {
+    const { platform: _p, ...root } = images[0]!.manifest;
+    return { root, images };
+  }
+  return { root: await writeImageIndex(deps.store, images, opts), images };
+}
+
+async function sendToClient(
+  session: BuildSession,
+  target: ExportTarget,
+  source: (out: NodeJS.WritableStream) => Promise<void>,
+): Promise<void> {
+  const { stream, done } = await session.openExport(target);
+  await source(stream);
+  await done;
+}
+
+/** The root filesystems of `results` as one tar, each under its platform's folder when `split`. */
+async function rootfsTar(
+  snapshotter: Snapshotter,
+  results: readonly PlatformResult[],
+  split: boolean,
+  out: NodeJS.WritableStream,
+): Promise<void> {
+  const pack = tar.pack();
+  const sent = pipeline(pack as unknown as Readable, out);
+  try {
+    for (const r of results) {
+      const prefix = split ? `${platformDirName(r.platform)}/` : "";
+      if (r.snapshot) await snapshotter.withMounted(r.snapshot, (dir) => packDirectory(pack, dir, prefix));
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+  }
+  await sent;
+}
+
+/** Exports every output; returns Buildx's metadata for the (last) image-producing output. */
+export async function exportOutputs(
+  deps: ExportDeps,
+  results: readonly PlatformResult[],
+  outputs: readonly OutputSpec[],
+  opts: ExportOptions,
+): Promise<{ metadata: Record<string, unknown>; imageId?: string }> {
+  const metadata: Record<string, unknown> = {};
+  let imageId: string | undefined;
+  const record = (image: ImageOutcome, names: readonly string[]) => {
+    metadata["containerimage.digest"] = image.root.digest;
+    metadata["containerimage.descriptor"] = image.root;
+    if (image.images.length === 1) {
+      metadata["containerimage.config.digest"] = image.images[0]!.config.digest;
+      imageId = image.images[0]!.config.digest;
+    } else imageId = image.root.digest;
+    if (names.length) metadata["image.name"] = names.join(",");
+  };
+  for (const [index, output] of outputs.entries()) {
+    switch (output.type) {
+      case "image": {
+        const image = await buildImage(deps, results, writeOptions(output.attrs, opts.epoch));
+        record(image, output.names);
+        if (output.push) {
+          if (output.names.length === 0)
+            throw new Error(
+              "push requested but the image has no name: use -t NAME or --output type=image,name=NAME",
+            );
+          for (const name of output.names) await deps.push(name, image.root, deps.store, opts.signal);
+        }
+        break;
+      }
+      case "oci":
+      case "docker": {
+        const docker = output.type === "docker";
+        const image = await buildImage(
+          deps,
+          results,
+          writeOptions(docker ? { "oci-mediatypes": "false", ...output.attrs } : output.attrs, opts.epoch),
+        );
+        record(image, output.names);
+        const kind = docker && !output.dest ? "docker-load" : output.tar ? "file" : "unpack-tar";
+        await sendToClient(opts.session, { output: index, kind }, (out) =>
+          writeImageArchive(
+            deps.store,
+            image.root,
+            out as NodeJS.WritableStream & import("node:stream").Writable,
+            { names: output.names, docker },
+          ),
+        );
+        break;
+      }
+      case "local":
+      case "tar": {
+        const split = results.length > 1 && output.attrs["platform-split"] !== "false";
+        const kind = output.type === "local" ? "unpack-tar" : "file";
+        await sendToClient(opts.session, { output: index, kind }, (out) =>
+          rootfsTar(deps.snapshotter, results, split, out),
+        );
+        break;
+      }
+    }
+  }
+  return { metadata, imageId };
+}

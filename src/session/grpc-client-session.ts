@@ -1,0 +1,207 @@
+// The client side of a session carried over a build stream: answers the engine's requests with the
+// client's own BuildSession (its directories, secrets, SSH agents and output destinations), and
+// describes up front what the engine must know without asking (directory keys, SSH ids).
+import type { Duplex, Writable } from "node:stream";
+import type { BuildRequest } from "../client/build-request.js";
+import type {
+  BuildClientMessage,
+  BuildServerMessage,
+  MessageSink,
+  WireExportOpen,
+  WireSessionInfo,
+  WireStreamData,
+} from "../server/engine-proto.js";
+import { SyncSender } from "./grpc-sync-sender.js";
+import { type BuildSession, CONTEXT_LOCAL_NAME, type ExportTarget, namedContextLocalName } from "./types.js";
+
+const EXPORT_KINDS: readonly ExportTarget["kind"][] = ["unpack-tar", "file", "docker-load"];
+
+/** What the engine learns at the start: stable keys of the request's local directories and the SSH ids on offer. */
+export function describeSession(session: BuildSession, request: BuildRequest): WireSessionInfo {
+  const names = [CONTEXT_LOCAL_NAME];
+  for (const [name, ctx] of Object.entries(request.buildContexts)) {
+    if (ctx.kind === "local") names.push(namedContextLocalName(name));
+  }
+  const sharedKeys: Record<string, string> = {};
+  for (const name of names) sharedKeys[name] = session.sharedKey(name);
+  return {
+    id: session.id,
+    sharedKeys,
+    sshIds: request.ssh.map((s) => s.id).filter((id) => session.hasSsh(id)),
+  };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class SessionResponder {
+  private readonly syncs = new Map<number, SyncSender>();
+  private readonly sshStreams = new Map<number, Duplex>();
+  private readonly exports = new Map<number, Writable>();
+  private closed = false;
+
+  constructor(
+    private readonly session: BuildSession,
+    private readonly sink: MessageSink<BuildClientMessage>,
+  ) {}
+
+  /** Answers one engine message; false when it is not a session message. */
+  handle(msg: BuildServerMessage): boolean {
+    switch (msg.kind) {
+      case "syncRequest": {
+        const { call, name, include, exclude } = msg.syncRequest;
+        const dir = this.session.localDirectory?.(name);
+        if (!dir) {
+          this.replyError(
+            call,
+            this.session.localDirectory
+              ? `the client has no local directory named ${JSON.stringify(name)}`
+              : `this client cannot send its local directory ${JSON.stringify(name)} to a remote engine`,
+          );
+          return true;
+        }
+        const sender = new SyncSender(dir, call, this.sink);
+        this.syncs.set(call, sender);
+        sender.sendEntries({ include: include ?? [], exclude: exclude ?? [] }).catch((err) => {
+          this.syncs.delete(call);
+          this.replyError(call, `cannot read the local directory ${dir}: ${message(err)}`);
+        });
+        return true;
+      }
+      case "syncNeed": {
+        const { call, indexes } = msg.syncNeed;
+        const sender = this.syncs.get(call);
+        if (!sender) return true;
+        sender
+          .sendFiles(indexes ?? [])
+          .catch((err) => this.replyError(call, message(err)))
+          .finally(() => this.syncs.delete(call));
+        return true;
+      }
+      case "secretRequest": {
+        const { call, id } = msg.secretRequest;
+        this.session.getSecret(id).then(
+          (value) =>
+            this.send({
+              reply: value === undefined ? { call, found: false } : { call, found: true, data: value },
+            }),
+          (err) => this.replyError(call, `secret ${id}: ${message(err)}`),
+        );
+        return true;
+      }
+      case "sshOpen":
+        this.openSsh(msg.sshOpen.stream, msg.sshOpen.id);
+        return true;
+      case "sshData":
+        this.onSshData(msg.sshData);
+        return true;
+      case "exportOpen":
+        this.openExport(msg.exportOpen);
+        return true;
+      case "exportData":
+        this.onExportData(msg.exportData);
+        return true;
+      case "callCancel": {
+        const call = msg.callCancel.call;
+        this.syncs.get(call)?.abort();
+        this.syncs.delete(call);
+        this.sshStreams.get(call)?.destroy();
+        this.exports.get(call)?.destroy(new Error("the engine cancelled the export"));
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** Stops everything in flight: the build is over or the stream broke. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.syncs.values()) s.abort();
+    this.syncs.clear();
+    for (const d of this.sshStreams.values()) d.destroy();
+    this.sshStreams.clear();
+    for (const w of this.exports.values())
+      w.destroy(new Error("the build ended before its export was complete"));
+    this.exports.clear();
+  }
+
+  private openSsh(stream: number, id: string): void {
+    this.session.openSshAgent(id).then(
+      (agent) => {
+        if (!agent) return this.send({ reply: { call: stream, found: false } });
+        if (this.closed) return agent.destroy();
+        this.sshStreams.set(stream, agent);
+        let ended = false;
+        const end = (error?: string) => {
+          if (ended) return;
+          ended = true;
+          this.send({ sshData: error === undefined ? { stream, eof: true } : { stream, eof: true, error } });
+        };
+        agent.on("data", (data: Buffer) => this.send({ sshData: { stream, data } }));
+        agent.on("end", () => end());
+        agent.on("error", (err) => end(err.message));
+        agent.on("close", () => {
+          end();
+          this.sshStreams.delete(stream);
+        });
+        this.send({ reply: { call: stream, found: true } });
+      },
+      (err) => this.replyError(stream, `SSH agent ${id}: ${message(err)}`),
+    );
+  }
+
+  private onSshData(data: WireStreamData): void {
+    const agent = this.sshStreams.get(data.stream);
+    if (!agent) return;
+    if (data.data?.length) agent.write(data.data);
+    if (data.error !== undefined) agent.destroy();
+    else if (data.eof) agent.end();
+  }
+
+  private openExport(open: WireExportOpen): void {
+    const kind = open.kind as ExportTarget["kind"];
+    if (!EXPORT_KINDS.includes(kind))
+      return this.replyError(open.stream, `unknown export kind ${JSON.stringify(open.kind)}`);
+    const target: ExportTarget = open.subdir
+      ? { output: open.output, kind, subdir: open.subdir }
+      : { output: open.output, kind };
+    this.session.openExport(target).then(
+      ({ stream, done }) => {
+        if (this.closed) return stream.destroy();
+        this.exports.set(open.stream, stream);
+        done
+          .then(
+            () => this.send({ exportEnd: { stream: open.stream } }),
+            (err) => this.send({ exportEnd: { stream: open.stream, error: message(err) } }),
+          )
+          .finally(() => this.exports.delete(open.stream));
+        this.send({ reply: { call: open.stream, found: true } });
+      },
+      (err) => this.replyError(open.stream, message(err)),
+    );
+  }
+
+  private onExportData(data: WireStreamData): void {
+    const out = this.exports.get(data.stream);
+    if (!out) return;
+    if (data.data?.length) {
+      const bytes = data.data.length;
+      // Credit goes back once the destination took the bytes: a slow disk slows the engine, not memory.
+      out.write(data.data, (err) => {
+        if (!err) this.send({ exportCredit: { stream: data.stream, bytes } });
+      });
+    }
+    if (data.error !== undefined) out.destroy(new Error(`the engine failed while exporting: ${data.error}`));
+    else if (data.eof) out.end();
+  }
+
+  private replyError(call: number, error: string): void {
+    this.send({ reply: { call, error } });
+  }
+
+  private send(message: BuildClientMessage): void {
+    if (!this.closed) this.sink.send(message);
+  }
+}

@@ -1,0 +1,184 @@
+// Snapshots as directories under one root, each with a small JSON record (parent, kind, created,
+// size) written atomically. A snapshot appears under its id only once complete: it is built in
+// tmp/ and renamed into place, and removed by renaming it back out first, so a crash never leaves
+// a half-made or half-deleted snapshot looking valid.
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { SnapshotId, SnapshotInfo } from "./types.js";
+
+const ID_PATTERN = /^[0-9a-f]{12}$/;
+const RECORD_FILE = "snapshot.json";
+
+export class UnknownSnapshotError extends Error {
+  constructor(readonly id: string) {
+    super(`no snapshot ${JSON.stringify(id)}`);
+    this.name = "UnknownSnapshotError";
+  }
+}
+
+function isAbsent(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+async function writeFileAtomically(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const fh = await open(tmp, "w", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export class SnapshotStore {
+  private records: Map<SnapshotId, SnapshotInfo> | undefined;
+
+  constructor(readonly root: string) {
+    if (/[,:]/.test(root)) {
+      // Overlay mount options separate paths with ":" and options with ",".
+      throw new Error(`the snapshot directory ${root} must not contain "," or ":"`);
+    }
+  }
+
+  get tmpDir(): string {
+    return join(this.root, "tmp");
+  }
+
+  get mountsDir(): string {
+    return join(this.root, "mounts");
+  }
+
+  dirOf(id: SnapshotId): string {
+    if (!ID_PATTERN.test(id)) throw new UnknownSnapshotError(id);
+    return join(this.root, id);
+  }
+
+  fsDir(id: SnapshotId): string {
+    return join(this.dirOf(id), "fs");
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.root, this.tmpDir, this.mountsDir]) await mkdir(d, { recursive: true });
+  }
+
+  private async load(): Promise<Map<SnapshotId, SnapshotInfo>> {
+    if (this.records) return this.records;
+    const records = new Map<SnapshotId, SnapshotInfo>();
+    await this.init();
+    for (const name of await readdir(this.root)) {
+      if (!ID_PATTERN.test(name)) continue;
+      const rec = await this.readRecord(name as SnapshotId);
+      if (rec) records.set(rec.id, rec);
+    }
+    this.records = records;
+    return records;
+  }
+
+  private async readRecord(id: SnapshotId): Promise<SnapshotInfo | undefined> {
+    try {
+      const raw = JSON.parse(await readFile(join(this.root, id, RECORD_FILE), "utf8")) as SnapshotInfo;
+      return {
+        id,
+        parent: raw.parent,
+        kind: raw.kind === "committed" ? "committed" : "active",
+        size: raw.size,
+        createdAt: raw.createdAt,
+      };
+    } catch (err) {
+      if (isAbsent(err) || err instanceof SyntaxError) return undefined;
+      throw err;
+    }
+  }
+
+  async get(id: SnapshotId): Promise<SnapshotInfo | undefined> {
+    if (!ID_PATTERN.test(id)) return undefined;
+    return (await this.load()).get(id);
+  }
+
+  async require(id: SnapshotId): Promise<SnapshotInfo> {
+    const rec = await this.get(id);
+    if (!rec) throw new UnknownSnapshotError(id);
+    return rec;
+  }
+
+  async all(): Promise<SnapshotInfo[]> {
+    return [...(await this.load()).values()];
+  }
+
+  /** `id`, its parent, its parent's parent, ... */
+  async chain(id: SnapshotId): Promise<SnapshotInfo[]> {
+    const out: SnapshotInfo[] = [];
+    let cur: SnapshotId | undefined = id;
+    while (cur !== undefined) {
+      const rec = await this.require(cur);
+      out.push(rec);
+      cur = rec.parent;
+    }
+    return out;
+  }
+
+  /**
+   * Makes a new snapshot: `build` fills its directory (still under tmp/), then the record is
+   * written and the directory renamed into place.
+   */
+  async create(parent: SnapshotId | undefined, build: (dir: string) => Promise<void>): Promise<SnapshotInfo> {
+    const records = await this.load();
+    for (;;) {
+      const id = randomBytes(6).toString("hex") as SnapshotId;
+      if (records.has(id) || (await lstat(join(this.root, id)).catch(() => undefined))) continue;
+      const staging = join(this.tmpDir, `new-${id}`);
+      await mkdir(staging);
+      try {
+        await build(staging);
+        const rec: SnapshotInfo = { id, parent, kind: "active", size: 0, createdAt: Date.now() };
+        await writeFileAtomically(join(staging, RECORD_FILE), JSON.stringify(rec));
+        await rename(staging, join(this.root, id));
+        records.set(id, rec);
+        return rec;
+      } catch (err) {
+        await rm(staging, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+
+  async update(rec: SnapshotInfo): Promise<void> {
+    await writeFileAtomically(join(this.dirOf(rec.id), RECORD_FILE), JSON.stringify(rec));
+    (await this.load()).set(rec.id, rec);
+  }
+
+  async children(id: SnapshotId): Promise<SnapshotId[]> {
+    return (await this.all()).filter((r) => r.parent === id).map((r) => r.id);
+  }
+
+  /** Deletes a snapshot's directory: renamed out of sight first, so a crash midway leaves only tmp/. */
+  async delete(id: SnapshotId): Promise<void> {
+    const dir = this.dirOf(id);
+    const doomed = join(this.tmpDir, `removed-${id}-${randomBytes(3).toString("hex")}`);
+    try {
+      await rename(dir, doomed);
+    } catch (err) {
+      if (!isAbsent(err)) throw err;
+    }
+    (await this.load()).delete(id);
+    await rm(doomed, { recursive: true, force: true });
+  }
+
+  /** Directories under the root that are not complete snapshots (crash leftovers). */
+  async strays(): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await readdir(this.root)) {
+      if (!ID_PATTERN.test(name)) continue;
+      if (!(await this.readRecord(name as SnapshotId))) out.push(join(this.root, name));
+    }
+    return out;
+  }
+
+  /** Forgets cached records (after another process, or a crash, may have changed the disk). */
+  reload(): void {
+    this.records = undefined;
+  }
+}
