@@ -2,11 +2,21 @@
 // every parent is resolved component by component inside the root, and an entry that would pass
 // through a symlink pointing out of the root is rejected by name. Whiteouts and opaque markers
 // delete what they hide (on an overlay mount the kernel turns that into its own whiteouts).
-import { createWriteStream } from "node:fs";
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from "node:fs/promises";
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rm,
+  symlink,
+} from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { makeNode, readXattrs, writeXattr } from "./file-attrs.js";
 import { isOverlayPrivateXattr, OPAQUE_MARKER, WHITEOUT_PREFIX } from "./layer-entry.js";
 import { layerPathComponents, UnsafeLayerEntryError } from "./layer-path.js";
@@ -116,7 +126,7 @@ class LayerExtractor {
         if (!merge) await mkdir(target, { mode: 0o700 });
         break;
       case "file":
-        await pipeline(body, createWriteStream(target, { flags: "wx", mode: 0o600 }));
+        await writeNewFile(target, body);
         this.bytes += header.size;
         break;
       case "symlink":
@@ -144,10 +154,15 @@ class LayerExtractor {
         );
     }
     this.written.add(this.rel(target));
-    await this.setMetadata(target, header, header.type === "directory");
+    await this.setMetadata(target, header, header.type === "directory", !merge);
   }
 
-  private async setMetadata(target: string, header: TarEntryHeader, isDir: boolean): Promise<void> {
+  private async setMetadata(
+    target: string,
+    header: TarEntryHeader,
+    isDir: boolean,
+    created = false,
+  ): Promise<void> {
     const tolerate = async (op: () => Promise<void>) => {
       try {
         await op();
@@ -156,7 +171,9 @@ class LayerExtractor {
       }
     };
     // chown clears setuid bits and file capabilities, so it goes first and xattrs go last.
-    await tolerate(() => lchown(target, header.uid, header.gid));
+    // What we just created is ours already; most layer entries are root's, so this saves a call.
+    const ownedAlready = created && header.uid === process.getuid?.() && header.gid === process.getgid?.();
+    if (!ownedAlready) await tolerate(() => lchown(target, header.uid, header.gid));
     if (isDir) {
       this.deferredDirs.push({ hostPath: target, mode: header.mode, mtime: header.mtime });
     } else if (header.type !== "symlink") {
@@ -305,6 +322,15 @@ class LayerExtractor {
     const host = join(this.root, ...resolved);
     this.dirCache.set(key, host);
     return host;
+  }
+}
+
+async function writeNewFile(target: string, body: AsyncIterable<Uint8Array>): Promise<void> {
+  const fh = await open(target, "wx", 0o600);
+  try {
+    for await (const chunk of body) await fh.write(chunk);
+  } finally {
+    await fh.close();
   }
 }
 

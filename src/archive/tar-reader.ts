@@ -117,23 +117,44 @@ function toHeader(h: RawHeader): TarEntryHeader {
   };
 }
 
+/** An entry's content; a failure names the archive's own problem (e.g. truncation), not the symptom. */
+async function* bodyOf(stream: AsyncIterable<Uint8Array>, archiveError: () => Promise<Error | undefined>) {
+  try {
+    yield* stream;
+  } catch (err) {
+    throw (await archiveError()) ?? err;
+  }
+}
+
+function asTarError(err: unknown): Error {
+  return new Error(`the tar stream is not readable: ${(err as Error).message}`);
+}
+
 /** The entries of an uncompressed tar stream, in archive order. Stopping early destroys `source`. */
 export async function* readTarEntries(source: Readable): AsyncGenerator<TarEntry> {
   const extract = tarStream.extract();
   tapRawPax(extract);
   const piped = pipeline(source, extract);
-  piped.catch(() => {});
+  let failure: Error | undefined;
+  piped.catch((err) => {
+    failure = asTarError(err);
+  });
+  // The pipeline's rejection lands a tick after the entry stream is destroyed.
+  const archiveError = () => new Promise<Error | undefined>((r) => setImmediate(() => r(failure)));
   let failed = true;
   try {
     for await (const stream of extract) {
-      // streamx readables are async-iterable like Node's, though its types do not say so.
-      const body = stream as unknown as AsyncIterable<Uint8Array>;
+      // Handed on as a plain async iterable: Node's pipeline() misses a streamx stream's errors
+      // (a truncated archive would hang), while iterating one reports them.
+      const body = bodyOf(stream as unknown as AsyncIterable<Uint8Array>, archiveError);
       const entry: TarEntry = { header: toHeader(stream.header as RawHeader), body };
       yield entry;
       // Whatever the consumer did not read is skipped, so the archive moves on.
       stream.resume();
     }
-    await piped;
+    await piped.catch((err) => {
+      throw asTarError(err);
+    });
     failed = false;
   } finally {
     if (failed) {
