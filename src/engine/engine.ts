@@ -159,7 +159,7 @@ export class Engine implements BuildEngine {
       }
       return { warnings, metadata, imageId };
     } finally {
-      locals.release();
+      await locals.release();
       await lease.release();
     }
   }

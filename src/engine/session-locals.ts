@@ -3,7 +3,8 @@
 // with per-file hashes cached across builds.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { contentChecksum, type FileHashCache } from "../fs/checksum.js";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { contentChecksum, type FileHashCache, type FileHashRecord } from "../fs/checksum.js";
 import type { CopyAction } from "../llb/ops.js";
 import { LocalAttr } from "../llb/source-attrs.js";
 import type { Digest } from "../oci/digest.js";
@@ -37,8 +38,13 @@ function jsonList(attrs: Readonly<Record<string, string>>, key: string): string[
   return Array.isArray(parsed) ? parsed.map(String) : [];
 }
 
+function hashFile(dir: string): string {
+  return `${dir.replace(/\/+$/, "")}.hashes.json`;
+}
+
 export class SessionLocalSources implements LocalSources {
   private readonly releases: (() => void)[] = [];
+  private readonly used = new Set<string>();
 
   constructor(
     private readonly session: BuildSession,
@@ -64,25 +70,41 @@ export class SessionLocalSources implements LocalSources {
     return dest;
   }
 
-  private cacheFor(dir: string): FileHashCache {
+  /** Per-file hashes of a synced copy, kept on disk beside it so the next build (another process) reuses them. */
+  private async cacheFor(dir: string): Promise<FileHashCache> {
     let cache = this.hashCaches.get(dir);
     if (!cache) {
       cache = new Map();
+      try {
+        const saved = JSON.parse(await readFile(hashFile(dir), "utf8")) as [string, FileHashRecord][];
+        for (const [path, rec] of saved) cache.set(path, rec);
+      } catch {
+        // None yet, or unreadable: files are hashed again.
+      }
       this.hashCaches.set(dir, cache);
     }
+    this.used.add(dir);
     return cache;
   }
 
-  checksum(dir: string): Promise<Digest> {
-    return contentChecksum(dir, { path: "/", fileHashCache: this.cacheFor(dir) });
+  async checksum(dir: string): Promise<Digest> {
+    return contentChecksum(dir, { path: "/", fileHashCache: await this.cacheFor(dir) });
   }
 
-  selectionChecksum(dir: string, action: CopyAction): Promise<Digest> {
-    return copySourceChecksum(action, dir, this.cacheFor(dir));
+  async selectionChecksum(dir: string, action: CopyAction): Promise<Digest> {
+    return copySourceChecksum(action, dir, await this.cacheFor(dir));
   }
 
-  /** Lets other builds use the copies this build synced. */
-  release(): void {
+  /** Saves the hash caches this build used and lets other builds use the copies it synced. */
+  async release(): Promise<void> {
+    for (const dir of this.used) {
+      const cache = this.hashCaches.get(dir);
+      if (!cache) continue;
+      const tmp = `${hashFile(dir)}.tmp-${process.pid}`;
+      await writeFile(tmp, JSON.stringify([...cache.entries()]));
+      await rename(tmp, hashFile(dir));
+    }
+    this.used.clear();
     for (const r of this.releases.splice(0)) r();
   }
 }

@@ -70,7 +70,7 @@ export async function contentChecksum(root: string, options: ContentChecksumOpti
     const hostPath = await resolveFinal(root, source, followSymlink);
     let entries: TreeEntry[];
     try {
-      entries = await walkTree(hostPath, { include, exclude, concurrency });
+      entries = await walkTree(hostPath, { include, exclude });
     } catch (err) {
       if (isAbsentError(err)) throw new PathNotFoundError(cleanPath(`/${source}`));
       throw err;

@@ -202,9 +202,10 @@ class SolveRun {
     const name = this.name(d);
     const inputs = v.inputs.map((i) => i.vertex);
     const progressGroup = this.def.metadata.get(d)?.progressGroup;
-    const key = await this.key(d);
     const cacheable = worker.cacheable(v);
-    if (cacheable && !this.opts.noCache && !v.ignoreCache) {
+    // Uncacheable vertices (local contexts) need no key of their own: their users key on what they read.
+    const key = cacheable ? await this.key(d) : undefined;
+    if (key && !this.opts.noCache && !v.ignoreCache) {
       const hit = await cache.get(key);
       if (hit && (await worker.resultExists(hit))) {
         const now = Date.now();
@@ -236,7 +237,7 @@ class SolveRun {
       try {
         const outs = await worker.execute(v, inputResults, this.context(d, emit, signal));
         // Recorded only after the worker committed every output, so a crash never leaves a key without a result.
-        if (cacheable) await cache.put(key, outs, name);
+        if (key) await cache.put(key, outs, name);
         emit({ type: "vertex", vertex: d, name, inputs, started, completed: Date.now(), progressGroup });
         return outs;
       } catch (err) {
@@ -256,7 +257,7 @@ class SolveRun {
     };
     try {
       // Local contexts are per build: never shared between builds, never deduplicated by key.
-      if (!cacheable) return await run(this.abort.signal, this.emit);
+      if (!key) return await run(this.abort.signal, this.emit);
       return await this.solver.execShared(key, run, this.emit, this.abort.signal);
     } catch (err) {
       if (err instanceof VertexError || (err instanceof Error && err.name === "AbortError")) throw err;

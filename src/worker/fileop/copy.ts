@@ -165,11 +165,7 @@ async function copyOne(source: string, dest: string, o: CopyOneOptions): Promise
   const parent = o.dirCopyContents && srcIsDir && !destStat ? target : dirname(target);
   created.push(...(await mkdirAll(parent, dirMode, ctx.owner, utime)));
 
-  const entries = await walkTree(srcHost, {
-    include: o.include,
-    exclude: o.exclude,
-    concurrency: ctx.concurrency,
-  });
+  const entries = await walkTree(srcHost, { include: o.include, exclude: o.exclude });
   await copyTree(entries, target, {
     owner: ctx.owner,
     mode: o.mode,
