@@ -14,6 +14,7 @@ import { chooseSnapshotter, type SnapshotterPreference } from "../snapshot/choos
 import type { Snapshotter } from "../snapshot/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import { Solver } from "../solver/solver.js";
+import { HttpSourceCache } from "../source/http-source-cache.js";
 import { ImageUnpacker } from "../source/image-unpack.js";
 import { KILN_COMMIT, KILN_VERSION } from "../version.js";
 import { CacheMountStore } from "../worker/cache-mounts.js";
@@ -45,6 +46,7 @@ export class Engine implements BuildEngine {
   private readonly locks = new LocalCopyLocks();
   private readonly hashCaches = new Map<string, FileHashCache>();
   private readonly cacheMounts: CacheMountStore;
+  private readonly httpCache: HttpSourceCache;
   private readonly unpacker: ImageUnpacker;
   private readonly solver: Solver;
 
@@ -56,6 +58,7 @@ export class Engine implements BuildEngine {
     private readonly images: ImageSources,
   ) {
     this.cacheMounts = new CacheMountStore(join(opts.stateDir, "cachemounts"));
+    this.httpCache = new HttpSourceCache(join(opts.stateDir, "http"));
     this.unpacker = new ImageUnpacker({
       snapshotter,
       store: state.content,
@@ -67,7 +70,8 @@ export class Engine implements BuildEngine {
 
   static async open(opts: EngineOptions): Promise<Engine> {
     const stateDir = opts.stateDir;
-    for (const d of ["cachemounts", "local", "tmp"]) await mkdir(join(stateDir, d), { recursive: true });
+    for (const d of ["cachemounts", "local", "tmp", "http", "git"])
+      await mkdir(join(stateDir, d), { recursive: true });
     const inner = await chooseSnapshotter(stateDir, opts.snapshotter ?? "auto");
     let snapshotterRef: Snapshotter | undefined;
     const state = await openCacheState({
@@ -112,6 +116,7 @@ export class Engine implements BuildEngine {
         runFileAction: (action, roots) => executeFileAction(action, roots),
         cacheMounts: this.cacheMounts,
         scratchDir: join(this.opts.stateDir, "tmp"),
+        remote: { http: this.httpCache, gitCacheDir: join(this.opts.stateDir, "git") },
         session,
         execDefaults: { shmSize: req.shmSize, cgroupParent: req.cgroupParent },
       });

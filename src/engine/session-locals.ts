@@ -2,8 +2,8 @@
 // copies keyed by the client's directory (so the next build sends only what changed), checksummed
 // with per-file hashes cached across builds.
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { contentChecksum, type FileHashCache, type FileHashRecord } from "../fs/checksum.js";
 import type { CopyAction } from "../llb/ops.js";
 import { LocalAttr } from "../llb/source-attrs.js";

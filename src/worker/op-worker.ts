@@ -22,6 +22,9 @@ import { hostPlatform, type Platform } from "../oci/platform.js";
 import type { BuildSession } from "../session/types.js";
 import type { ActiveSnapshot, MountSpec, SnapshotId, Snapshotter } from "../snapshot/types.js";
 import type { OpWorker, OutputResult, VertexContext } from "../solver/types.js";
+import { checkoutGitToDir, resolveGitKey } from "../source/git-source.js";
+import { fetchHttpToDir, resolveHttpKey } from "../source/http-source.js";
+import type { HttpSourceCache } from "../source/http-source-cache.js";
 import type { ImageProvider } from "../source/image-provider.js";
 import type { ImageUnpacker } from "../source/image-unpack.js";
 import type { CacheMountStore } from "./cache-mounts.js";
@@ -54,6 +57,8 @@ export interface HostOpWorkerDeps {
   readonly runFileAction: FileActionRunner;
   readonly cacheMounts: CacheMountStore;
   readonly scratchDir: string;
+  /** Caches of network sources: http bodies by URL, git mirrors by remote. */
+  readonly remote: { readonly http: HttpSourceCache; readonly gitCacheDir: string };
   /** The build's session: secrets and SSH agents come from it. */
   readonly session?: BuildSession;
   /** Defaults applied to every RUN step of this build (--add-host, --shm-size, --ulimit, --cgroup-parent). */
@@ -69,6 +74,14 @@ export class ExecFailedError extends Error {
   ) {
     super(`process "${args.join(" ")}" did not complete successfully: exit code: ${exitCode}`);
   }
+}
+
+function isHttp(op: SourceOp): boolean {
+  return op.identifier.startsWith("https://") || op.identifier.startsWith("http://");
+}
+
+function isGit(op: SourceOp): boolean {
+  return op.identifier.startsWith("git://");
 }
 
 function isLocal(op: SourceOp): boolean {
@@ -91,8 +104,13 @@ export class HostOpWorker implements OpWorker {
   }
 
   async contentKey(vertex: Vertex, ctx: VertexContext): Promise<string | undefined> {
-    if (vertex.op.kind === "source" && isLocal(vertex.op))
-      return this.deps.locals.checksum(await this.localDir(vertex.op, ctx.signal));
+    const op = vertex.op;
+    if (op.kind !== "source") return undefined;
+    if (isLocal(op)) return this.deps.locals.checksum(await this.localDir(op, ctx.signal));
+    const getSecret = (id: string) => this.deps.session?.getSecret(id) ?? Promise.resolve(undefined);
+    if (isHttp(op))
+      return resolveHttpKey(op.identifier, op.attrs, this.deps.remote.http, getSecret, ctx.signal);
+    if (isGit(op)) return resolveGitKey(op.identifier, op.attrs, { getSecret, signal: ctx.signal });
     return undefined;
   }
 
@@ -169,6 +187,27 @@ export class HostOpWorker implements OpWorker {
         }),
       );
       return snapshot ? { kind: "snapshot", id: snapshot } : { kind: "scratch" };
+    }
+    if (isHttp(op) || isGit(op)) {
+      const getSecret = (id: string) => this.deps.session?.getSecret(id) ?? Promise.resolve(undefined);
+      const active = await this.deps.snapshotter.prepare(undefined);
+      try {
+        await this.deps.snapshotter.withMounted(active.id, async (dir) => {
+          if (isHttp(op))
+            await fetchHttpToDir(op.identifier, op.attrs, dir, this.deps.remote.http, getSecret, ctx.signal);
+          else
+            await checkoutGitToDir(op.identifier, op.attrs, dir, {
+              cacheDir: this.deps.remote.gitCacheDir,
+              getSecret,
+              signal: ctx.signal,
+            });
+        });
+        await this.deps.snapshotter.commit(active.id);
+      } catch (err) {
+        await this.deps.snapshotter.remove(active.id).catch(() => {});
+        throw err;
+      }
+      return { kind: "snapshot", id: active.id };
     }
     throw new Error(`unsupported source ${op.identifier}`);
   }

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BuildRequest, newBuildRequest } from "../../src/client/build-request.js";
 import { type Engine, openEngine } from "../../src/engine/engine.js";
 import { LocalSession } from "../../src/session/local-session.js";
 import type { ProgressEvent, VertexEvent } from "../../src/solver/progress.js";
+import { GitHttpServer, TestRepo } from "../support/git-server.js";
+import { HttpFileServer } from "../support/http-file-server.js";
 import { loadWorld } from "../support/world.js";
 
 const world = loadWorld();
@@ -156,5 +158,122 @@ describe("engine builds (real runc, snapshots and registries)", function () {
       execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${ref}`], { encoding: "utf8" }),
     );
     assert.equal(info.Digest, b.metadata["containerimage.digest"]);
+  });
+  it("adds a file from an HTTP URL with its checksum verified, and refuses a wrong checksum", async () => {
+    const server = await HttpFileServer.start();
+    try {
+      server.setFile("/data.txt", "from http\n");
+      const sum =
+        "sha256:" + execFileSync("sha256sum", { input: "from http\n", encoding: "utf8" }).split(" ")[0];
+      await build(`FROM ${world.busybox}\nADD --checksum=${sum} ${server.url("/data.txt")} /data.txt\n`, {
+        outputs: [{ type: "local", dest: join(out, "fs"), attrs: {} }],
+      });
+      assert.equal(await readFile(join(out, "fs", "data.txt"), "utf8"), "from http\n");
+      await assert.rejects(
+        build(
+          `FROM ${world.busybox}\nADD --checksum=sha256:${"0".repeat(64)} ${server.url("/data.txt")} /data.txt\n`,
+        ),
+        /sha256:0{64}/,
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("adds a git repository at a branch, and rebuilds when the branch moves", async () => {
+    const root = await mkdtemp(join(tmpdir(), "kiln-git-"));
+    const repo = await TestRepo.init(join(root, "repo.git"));
+    await repo.write({ "hello.txt": "v1\n" });
+    await repo.commit("one");
+    const server = await GitHttpServer.start(root);
+    try {
+      const df = `FROM ${world.busybox}\nADD ${server.url("repo.git")}#main /src\nRUN cat /src/hello.txt > /seen\n`;
+      await build(df, { outputs: [{ type: "local", dest: join(out, "a"), attrs: {} }] });
+      assert.equal(await readFile(join(out, "a", "seen"), "utf8"), "v1\n");
+      await repo.write({ "hello.txt": "v2\n" });
+      await repo.commit("two");
+      const again = await build(df, { outputs: [{ type: "local", dest: join(out, "b"), attrs: {} }] });
+      assert.equal(await readFile(join(out, "b", "seen"), "utf8"), "v2\n");
+      assert.equal(executed(again, /RUN cat/).length, 1);
+    } finally {
+      await server.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("gives a RUN step its secret as a file and an env var without leaving it anywhere", async () => {
+    const value = `kiln-secret-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const secretFile = join(out, "token");
+    await writeFile(secretFile, value);
+    // The Dockerfile must not contain the value: it is the build's text, recorded in history.
+    const df = `FROM ${world.busybox}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok && wc -c < /run/secrets/tok > /len\nRUN --mount=type=secret,id=tok,env=TOK printf %s "$TOK" | wc -c > /envlen\n`;
+    const b = await build(df, {
+      secrets: [{ id: "tok", source: { kind: "file", path: secretFile } }],
+      outputs: [
+        { type: "oci", dest: join(out, "image.tar"), tar: true, names: [], attrs: {} },
+        { type: "local", dest: join(out, "fs"), attrs: {} },
+      ],
+    });
+    assert.equal(
+      Number(await readFile(join(out, "fs", "len"), "utf8")),
+      value.length,
+      "the file held the secret",
+    );
+    assert.equal(
+      Number(await readFile(join(out, "fs", "envlen"), "utf8")),
+      value.length,
+      "the env var held the secret",
+    );
+    const logs = b.events
+      .filter((e) => e.type === "log")
+      .map((e) => (e as { data: Buffer }).data.toString())
+      .join("");
+    assert.ok(logs.includes("****"), "the secret printed by the step is masked");
+    assert.ok(!logs.includes(value), "the secret never reaches the progress stream");
+    await rm(secretFile);
+    // Every byte the engine kept, and every output: no trace of the value.
+    const hits = execFileSync(
+      "sh",
+      ["-c", `grep -rl --binary-files=text -F '${value}' '${state}' '${out}' || true`],
+      { encoding: "utf8" },
+    );
+    assert.equal(hits.trim(), "", `secret found in: ${hits}`);
+    const layers = execFileSync(
+      "sh",
+      [
+        "-c",
+        `mkdir -p '${out}/x' && tar -xf '${out}/image.tar' -C '${out}/x' && for f in '${out}'/x/blobs/sha256/*; do (gzip -dc "$f" 2>/dev/null || cat "$f"); done | grep -c -F '${value}' || true`,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(layers.trim(), "0");
+  });
+
+  it("fails a step whose required secret was not given, naming the secret", async () => {
+    await assert.rejects(
+      build(
+        `FROM ${world.busybox}\nRUN --mount=type=secret,id=missing,required=true cat /run/secrets/missing\n`,
+      ),
+      /secret missing: not found/,
+    );
+  });
+
+  it("keeps a cache mount's content across builds and out of the image", async () => {
+    const df = (n: number) =>
+      `FROM ${world.busybox}\nRUN --mount=type=cache,target=/cache echo ${n} >> /cache/log && cp /cache/log /seen\n`;
+    await build(df(1));
+    await build(df(2), { outputs: [{ type: "local", dest: join(out, "fs"), attrs: {} }] });
+    assert.equal(await readFile(join(out, "fs", "seen"), "utf8"), "1\n2\n");
+    // The mount point may stay as an empty directory (as in BuildKit), but holds nothing of the cache.
+    const left = await readdir(join(out, "fs", "cache")).catch(() => []);
+    assert.deepEqual(left, [], "the cache mount's content is not in the result");
+  });
+
+  it("refuses RUN --network=host unless the build asks for it and the engine allows it", async () => {
+    await assert.rejects(build(`FROM ${world.busybox}\nRUN --network=host true\n`), /--allow network\.host/);
+    await assert.rejects(
+      build(`FROM ${world.busybox}\nRUN --network=host true\n`, { allow: ["network.host"] }),
+      /allow-insecure-entitlement network\.host/,
+    );
   });
 });
