@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { registerBuildCommand } from "./commands/build.js";
 import { registerDebugCommand } from "./commands/debug.js";
+import { registerDiskUsageCommands } from "./commands/disk-usage.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { exitCodeFor, formatError, UsageError } from "./errors.js";
 import {
@@ -29,6 +30,7 @@ async function main(): Promise<number> {
     .showHelpAfterError();
   registerBuildCommand(program);
   registerDebugCommand(program);
+  registerDiskUsageCommands(program);
   registerVersionCommand(program);
   program
     .command("install-plugin")

@@ -20,14 +20,18 @@ export class SnapshotLayerTable implements LayerRecordStore {
   private readonly linkStmt;
 
   constructor(db: BetterSqlite3.Database) {
-    this.getStmt = db.prepare<[string], LayerRow>("SELECT diff_id, digest, size, media_type, empty FROM snapshot_layers WHERE snapshot_id = ?");
+    this.getStmt = db.prepare<[string], LayerRow>(
+      "SELECT diff_id, digest, size, media_type, empty FROM snapshot_layers WHERE snapshot_id = ?",
+    );
     this.putStmt = db.prepare(
       `INSERT INTO snapshot_layers (snapshot_id, diff_id, digest, size, media_type, empty) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (snapshot_id) DO UPDATE SET diff_id = excluded.diff_id, digest = excluded.digest,
          size = excluded.size, media_type = excluded.media_type, empty = excluded.empty`,
     );
     // The blob link makes garbage collection count the blob with the snapshot and keep it while the snapshot lives.
-    this.linkStmt = db.prepare("INSERT OR IGNORE INTO snapshot_blobs (snapshot_id, digest, size) VALUES (?, ?, ?)");
+    this.linkStmt = db.prepare(
+      "INSERT OR IGNORE INTO snapshot_blobs (snapshot_id, digest, size) VALUES (?, ?, ?)",
+    );
   }
 
   async get(snapshot: SnapshotId): Promise<LayerRecord | undefined> {
@@ -41,7 +45,14 @@ export class SnapshotLayerTable implements LayerRecordStore {
   }
 
   async put(snapshot: SnapshotId, record: LayerRecord): Promise<void> {
-    this.putStmt.run(snapshot, record.diffId, record.blob.digest, record.blob.size, record.blob.mediaType, record.empty ? 1 : 0);
+    this.putStmt.run(
+      snapshot,
+      record.diffId,
+      record.blob.digest,
+      record.blob.size,
+      record.blob.mediaType,
+      record.empty ? 1 : 0,
+    );
     this.linkStmt.run(snapshot, record.blob.digest, record.blob.size);
   }
 }
@@ -51,7 +62,9 @@ export class ChainSnapshotTable implements ChainSnapshotIndex {
   private readonly putStmt;
 
   constructor(db: BetterSqlite3.Database) {
-    this.getStmt = db.prepare<[string], { snapshot_id: string }>("SELECT snapshot_id FROM chain_snapshots WHERE chain_id = ?");
+    this.getStmt = db.prepare<[string], { snapshot_id: string }>(
+      "SELECT snapshot_id FROM chain_snapshots WHERE chain_id = ?",
+    );
     this.putStmt = db.prepare("INSERT OR REPLACE INTO chain_snapshots (chain_id, snapshot_id) VALUES (?, ?)");
   }
 

@@ -2,16 +2,16 @@
 // builder, opens a session for the client's files, secrets and outputs, and starts the build.
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { extractTarToDir } from "../archive/extract-dir.js";
-import { openEngine } from "../engine/engine.js";
 import type { BuildOutcome } from "../engine/types.js";
 import { parseIgnoreFile } from "../fs/patterns.js";
 import { LocalSession } from "../session/local-session.js";
 import { CONTEXT_LOCAL_NAME } from "../session/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import type { BuildRequest } from "./build-request.js";
+import { withSelectedEngine } from "./selected-engine.js";
 
 export interface RunBuildOptions {
   readonly onProgress: ProgressSink;
@@ -19,12 +19,6 @@ export interface RunBuildOptions {
   readonly stdout: NodeJS.WritableStream;
   readonly stdin?: NodeJS.ReadableStream;
   readonly env?: NodeJS.ProcessEnv;
-}
-
-/** Where the embedded builder keeps its state: $KILN_STATE, else ~/.local/share/kiln. */
-export function embeddedStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.KILN_STATE) return resolve(env.KILN_STATE);
-  return join(env.XDG_DATA_HOME ?? join(homedir(), ".local", "share"), "kiln");
 }
 
 /** The Dockerfile and ignore file, as Buildx finds them: `-f` relative to the working dir. */
@@ -83,12 +77,9 @@ export async function runBuild(request: BuildRequest, opts: RunBuildOptions): Pr
     const req = await readBuildFiles(request, contextDir);
     const session = new LocalSession({ request: req, env, stdout: opts.stdout });
     if (stdinDir) session.addLocalDir(CONTEXT_LOCAL_NAME, stdinDir);
-    const engine = await openEngine({ stateDir: embeddedStateDir(env) });
-    try {
-      return await engine.build(req, session, { onProgress: opts.onProgress, signal: opts.signal });
-    } finally {
-      await engine.close();
-    }
+    return await withSelectedEngine(env, (engine) =>
+      engine.build(req, session, { onProgress: opts.onProgress, signal: opts.signal }),
+    );
   } finally {
     if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
   }

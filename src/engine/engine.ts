@@ -27,6 +27,7 @@ import { ImageSources } from "./image-sources.js";
 import { RecordedSnapshotter } from "./recorded-snapshotter.js";
 import { IndexedResultCache } from "./result-cache.js";
 import { LocalCopyLocks, SessionLocalSources } from "./session-locals.js";
+import { describeStepFailure, LogTails } from "./step-error.js";
 import type { BuildEngine, BuildOutcome, EngineInfo, PruneOptions } from "./types.js";
 
 export interface EngineOptions {
@@ -127,14 +128,19 @@ export class Engine implements BuildEngine {
       if (frontend.kind === "report") return frontend.outcome;
       for (const b of frontend.builds)
         checkEntitlements(requiredEntitlements(b.definition), req.allow, this.opts.allowedEntitlements ?? []);
+      const logs = new LogTails();
+      const progress: ProgressSink = (e) => {
+        logs.record(e);
+        onProgress(e);
+      };
+      const dockerfile = { name: req.dockerfileName ?? "Dockerfile", text: req.dockerfileText ?? "" };
       const results: PlatformResult[] = await Promise.all(
         frontend.builds.map(async (b) => {
-          const out = await this.solver.solve(b.definition, {
-            worker,
-            noCache: req.noCache,
-            signal,
-            onProgress,
-          });
+          const out = await this.solver
+            .solve(b.definition, { worker, noCache: req.noCache, signal, onProgress: progress })
+            .catch((err) => {
+              throw describeStepFailure(err, [b.definition], dockerfile, logs);
+            });
           if (out.kind === "directory")
             throw new Error("the build result is a local context; build a stage instead");
           return {

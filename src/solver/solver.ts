@@ -179,7 +179,14 @@ class SolveRun {
     );
     const content = await worker.contentKey(v, ctx);
     const { inputs: _inputs, ignoreCache: _ignore, ...opPart } = v;
-    return sha256Digest(canonicalJson({ op: withoutProxyEnv(opPart.op), platform: opPart.platform, inputs: inputKeys, content }));
+    return sha256Digest(
+      canonicalJson({
+        op: withoutProxyEnv(opPart.op),
+        platform: opPart.platform,
+        inputs: inputKeys,
+        content,
+      }),
+    );
   }
 
   result(d: Digest): Promise<OutputResult[]> {
