@@ -52,9 +52,16 @@ async function main(): Promise<number> {
         return 0;
       return 2;
     }
-    process.stderr.write(`ERROR: ${formatError(err)}\n`);
+    process.stderr.write(errorReport(formatError(err)));
     return exitCodeFor(err);
   }
+}
+
+/** A multi-line report (a failed step's log and Dockerfile excerpt) keeps its lines; the last says ERROR. */
+function errorReport(message: string): string {
+  const lines = message.split("\n");
+  const last = lines.pop() ?? "";
+  return `${lines.map((l) => `${l}\n`).join("")}ERROR: ${last}\n`;
 }
 
 main().then(

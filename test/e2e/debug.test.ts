@@ -23,12 +23,14 @@ describe("kiln debug dump-ast", () => {
     assert.equal(out, '(from "busybox")\n(run "echo hi")\n');
   });
 
-  it("fails with exit 1 and the file:line of a bad instruction", () => {
+  it("fails with exit 1, the file:line and the line's text of an instruction that cannot parse", () => {
     const r = spawnSync(KILN, ["debug", "dump-ast", "-"], {
-      input: "FROM busybox\nFROOM x\n",
+      input: "FROM busybox\nENV PATH\n",
       encoding: "utf8",
     });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /Dockerfile:2/);
+    assert.match(r.stderr, /Dockerfile:2\n/);
+    assert.match(r.stderr, /ENV PATH/);
+    assert.match(r.stderr, /ENV must have two arguments/);
   });
 });
