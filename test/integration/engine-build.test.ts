@@ -276,4 +276,45 @@ describe("engine builds (real runc, snapshots and registries)", function () {
       /allow-insecure-entitlement network\.host/,
     );
   });
+  it("builds two platforms into one index, running arm64 steps under QEMU and a $BUILDPLATFORM stage once", async () => {
+    const ref = `${world.registry}/kiln-test/multi:${Date.now()}`;
+    const df = [
+      `FROM --platform=$BUILDPLATFORM ${world.busybox} AS build`,
+      "RUN echo built-on-$(uname -m) > /build.txt",
+      `FROM ${world.busybox}`,
+      "ARG TARGETARCH",
+      "COPY --from=build /build.txt /build.txt",
+      'RUN echo "$TARGETARCH $(uname -m)" > /arch.txt',
+      'CMD ["cat", "/arch.txt", "/build.txt"]',
+      "",
+    ].join("\n");
+    const b = await build(df, {
+      platforms: [
+        { os: "linux", architecture: "amd64" },
+        { os: "linux", architecture: "arm64" },
+      ],
+      outputs: [{ type: "image", names: [ref], push: true, attrs: {} }],
+    });
+    assert.equal(
+      executed(b, /RUN echo built-on/).length,
+      1,
+      "the build-platform stage ran once for both platforms",
+    );
+    const index = JSON.parse(
+      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`], {
+        encoding: "utf8",
+      }),
+    );
+    assert.deepEqual(
+      index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture).sort(),
+      ["amd64", "arm64"],
+    );
+    const arm = execFileSync(
+      "/usr/bin/docker",
+      ["run", "--rm", "--platform", "linux/arm64", "--pull", "always", ref],
+      { encoding: "utf8" },
+    );
+    assert.equal(arm, "arm64 aarch64\nbuilt-on-x86_64\n");
+    execFileSync("/usr/bin/docker", ["rmi", "-f", ref], { stdio: "ignore" });
+  });
 });
