@@ -1,6 +1,7 @@
 // The solver: runs the part of an LLB definition that the requested result needs, in parallel
 // where vertices are independent, reusing any result whose cache key is known, and executing an
 // identical vertex once when several builds ask for it at the same time.
+import { setMaxListeners } from "node:events";
 import { canonicalJson, type Definition } from "../llb/definition.js";
 import type { Vertex } from "../llb/ops.js";
 import { type Digest, sha256Digest } from "../oci/digest.js";
@@ -90,13 +91,16 @@ export class Solver {
     const shared = job;
     shared.waiters++;
     const unsubscribe = shared.progress.subscribe(sink);
+    let rejectWaiter: ((e: Error) => void) | undefined;
+    // One listener per waiter: it gives up this build's interest and fails its wait.
     const onAbort = () => {
       if (--shared.waiters === 0) shared.abort.abort(signal.reason);
+      rejectWaiter?.(abortError(signal));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     return new Promise<OutputResult[]>((resolve, reject) => {
+      rejectWaiter = reject;
       if (signal.aborted) return reject(abortError(signal));
-      signal.addEventListener("abort", () => reject(abortError(signal)), { once: true });
       shared.result.then(resolve, reject);
     }).finally(() => {
       unsubscribe();
@@ -126,6 +130,8 @@ class SolveRun {
   ) {
     const sink = opts.onProgress ?? (() => {});
     this.emit = sink;
+    // Every running vertex listens for the build's cancellation: hundreds at once is expected.
+    setMaxListeners(0, this.abort.signal);
     if (opts.signal) {
       if (opts.signal.aborted) this.abort.abort(opts.signal.reason);
       else opts.signal.addEventListener("abort", () => this.abort.abort(opts.signal?.reason), { once: true });
