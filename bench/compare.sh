@@ -22,6 +22,9 @@ time_cmd() { # NAME COMMAND [hyperfine args…] → prints median
   hyperfine -N -i --runs "$RUNS" --warmup 1 "$@" --export-json "$work/$name.json" "$cmd" >/dev/null 2>&1
   median "$work/$name.json"
 }
+max_rss_mb() { # COMMAND... -> the peak resident memory of one run, in MB (the engine runs in the kiln process)
+  /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'
+}
 report() { # CASE KILN_S BUILDKIT_S [note]
   printf '%-16s kiln %7ss  buildkit %7ss  ratio %s %s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "${4:-}"
 }
@@ -32,7 +35,7 @@ for c in "${@:-chain parallel skip bigctx}"; do
       chain|parallel|skip)
         k=$(time_cmd "kiln-$case" "$kiln --no-cache -f $cases_dir/$case/Dockerfile $cases_dir/$case")
         b=$(time_cmd "bk-$case" "$buildkit --no-cache -f $cases_dir/$case/Dockerfile $cases_dir/$case")
-        report "$case cold" "$k" "$b"
+        report "$case cold" "$k" "$b" "(kiln peak RSS $(max_rss_mb $kiln --no-cache -f "$cases_dir/$case/Dockerfile" "$cases_dir/$case") MB)"
         ;;
       bigctx)
         ctx=${BIGCTX:-/tmp/bigctx-data}
@@ -44,7 +47,7 @@ for c in "${@:-chain parallel skip bigctx}"; do
         report "bigctx noop" "$k" "$b"
         k=$(time_cmd kiln-one "$kiln $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
         b=$(time_cmd bk-one "$buildkit $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
-        report "bigctx onefile" "$k" "$b"
+        report "bigctx onefile" "$k" "$b" "(kiln peak RSS $(max_rss_mb $kiln "$ctx") MB)"
         ;;
       *) echo "unknown case $case" >&2; exit 2 ;;
     esac
