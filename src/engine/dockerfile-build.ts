@@ -129,6 +129,10 @@ async function report(req: BuildRequest, text: string, opts: ConvertOptions): Pr
   }
 }
 
+function withoutTargets(contexts: Record<string, NamedContextSpec>): Record<string, NamedContextSpec> {
+  return Object.fromEntries(Object.entries(contexts).filter(([, c]) => c.kind !== "target"));
+}
+
 export async function runDockerfileFrontend(
   req: BuildRequest,
   env: { resolveImage: ResolveImageFn; buildPlatform: Platform },
@@ -137,7 +141,7 @@ export async function runDockerfileFrontend(
   if (text === undefined) throw new Error("the build request carries no Dockerfile");
   const platforms = req.platforms.length ? req.platforms : [env.buildPlatform];
   const multi = platforms.length > 1;
-  const options = (platform: Platform): ConvertOptions => ({
+  const base = (platform: Platform): ConvertOptions => ({
     filename: req.dockerfileName ?? "Dockerfile",
     target: req.target,
     buildArgs: req.buildArgs,
@@ -156,12 +160,27 @@ export async function runDockerfileFrontend(
     cgroupParent: req.cgroupParent,
     network: req.network,
   });
+  // `--build-context NAME=target:STAGE`: that stage of the same Dockerfile stands in for NAME.
+  const options = async (platform: Platform): Promise<ConvertOptions> => {
+    const o = base(platform);
+    const contexts = { ...o.namedContexts };
+    for (const [name, ctx] of Object.entries(contexts)) {
+      if (ctx.kind !== "target" || ctx.state) continue;
+      const t = await convertDockerfile(text, {
+        ...o,
+        target: ctx.target,
+        namedContexts: withoutTargets(contexts),
+      });
+      contexts[name] = { kind: "target", target: ctx.target, state: t.state, config: t.imageConfig };
+    }
+    return { ...o, namedContexts: contexts };
+  };
   if (req.call !== "build")
-    return { kind: "report", outcome: await report(req, text, options(platforms[0]!)) };
+    return { kind: "report", outcome: await report(req, text, await options(platforms[0]!)) };
   const builds = await Promise.all(
     platforms.map(async (platform) => ({
       platform,
-      result: await convertDockerfile(text, options(platform)),
+      result: await convertDockerfile(text, await options(platform)),
     })),
   );
   const warnings = [...new Set(builds.flatMap((b) => b.result.warnings.map(formatWarning)))];

@@ -317,4 +317,12 @@ describe("engine builds (real runc, snapshots and registries)", function () {
     assert.equal(arm, "arm64 aarch64\nbuilt-on-x86_64\n");
     execFileSync("/usr/bin/docker", ["rmi", "-f", ref], { stdio: "ignore" });
   });
+  it("uses another stage of the same Dockerfile for a target: named context", async () => {
+    const df = `FROM ${world.busybox} AS builder\nRUN echo from-target > /t\nFROM base\nRUN cat /t > /seen\n`;
+    await build(df, {
+      buildContexts: { base: { kind: "target", target: "builder" } },
+      outputs: [{ type: "local", dest: join(out, "fs"), attrs: {} }],
+    });
+    assert.equal(await readFile(join(out, "fs", "seen"), "utf8"), "from-target\n");
+  });
 });
