@@ -2,8 +2,14 @@
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { registerBuildCommand } from "./commands/build.js";
+import { registerCreateCommand } from "./commands/create.js";
 import { registerDebugCommand } from "./commands/debug.js";
 import { registerDiskUsageCommands } from "./commands/disk-usage.js";
+import { registerInspectCommand } from "./commands/inspect.js";
+import { registerLsCommand } from "./commands/ls.js";
+import { registerRmCommand } from "./commands/rm.js";
+import { registerStopCommand } from "./commands/stop.js";
+import { registerUseCommand } from "./commands/use.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { exitCodeFor, formatError, UsageError } from "./errors.js";
 import {
@@ -29,6 +35,12 @@ async function main(): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
   registerBuildCommand(program);
+  registerCreateCommand(program);
+  registerUseCommand(program);
+  registerLsCommand(program);
+  registerInspectCommand(program);
+  registerStopCommand(program);
+  registerRmCommand(program);
   registerDebugCommand(program);
   registerDiskUsageCommands(program);
   registerVersionCommand(program);

@@ -2,6 +2,7 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { runBuild } from "../../src/client/run-build.js";
+import { builderFlag, withBuilderEngine } from "../builder-engine.js";
 import { BuildFailedError } from "../errors.js";
 import { parseBuildFlags, type RawBuildFlags } from "../options/build-flags.js";
 import { createProgressRenderer } from "../progress/renderer.js";
@@ -83,7 +84,7 @@ export function registerBuildCommand(program: Command): void {
     .option("--shm-size <bytes>", "shared memory size for build containers")
     .option("--ulimit <spec>", "ulimit options", collect, [])
     .option("--cgroup-parent <parent>", 'set the parent cgroup for the "RUN" instructions during build')
-    .action(async (context: string, flags: RawBuildFlags & { cacheFilter: string[] }) => {
+    .action(async (context: string, flags: RawBuildFlags & { cacheFilter: string[] }, cmd: Command) => {
       const { cacheFilter, ...rest } = flags;
       const { request, client } = parseBuildFlags(
         context,
@@ -99,6 +100,7 @@ export function registerBuildCommand(program: Command): void {
           onProgress: (e) => renderer.handle(e),
           signal: ac.signal,
           stdout: process.stdout,
+          engine: (req, fn) => withBuilderEngine(builderFlag(cmd), process.env, req.platforms, fn),
         });
         await renderer.close();
         for (const w of outcome.warnings) process.stderr.write(`WARNING: ${w}\n`);

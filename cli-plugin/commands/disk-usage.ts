@@ -3,7 +3,7 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { parseBytes } from "../../src/cache/gc-policy.js";
 import type { UsageRecord } from "../../src/cache/usage-filter.js";
-import { withSelectedEngine } from "../../src/client/selected-engine.js";
+import { builderFlag, withBuilderEngine } from "../builder-engine.js";
 import { formatBytes } from "../progress/plain.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -46,8 +46,10 @@ export function registerDiskUsageCommands(program: Command): void {
     .option("--filter <filter>", "provide filter values (e.g., until=24h, type=regular)", collect, [])
     .option("--verbose", "provide a more verbose output")
     .option("--format <format>", "output format: table or json", "table")
-    .action(async (opts: { filter: string[]; verbose?: boolean; format: string }) => {
-      const records = await withSelectedEngine(process.env, (e) => e.diskUsage(opts.filter));
+    .action(async (opts: { filter: string[]; verbose?: boolean; format: string }, cmd: Command) => {
+      const records = await withBuilderEngine(builderFlag(cmd), process.env, [], (e) =>
+        e.diskUsage(opts.filter),
+      );
       process.stdout.write(
         opts.format === "json"
           ? `${JSON.stringify(records, null, 2)}\n`
@@ -61,21 +63,26 @@ export function registerDiskUsageCommands(program: Command): void {
     .option("--filter <filter>", "provide filter values (e.g., until=24h)", collect, [])
     .option("-f, --force", "do not prompt for confirmation")
     .option("--keep-storage <bytes>", "amount of disk space to keep for cache")
-    .action(async (opts: { all?: boolean; filter: string[]; force?: boolean; keepStorage?: string }) => {
-      if (!opts.force) {
-        if (!process.stdin.isTTY)
-          throw new Error("prune needs confirmation: pass -f/--force to run without a terminal");
-        const rl = createInterface({ input: process.stdin, output: process.stderr });
-        const answer = await rl.question(
-          `WARNING! This will remove all ${opts.all ? "" : "dangling "}build cache. Are you sure you want to continue? [y/N] `,
+    .action(
+      async (
+        opts: { all?: boolean; filter: string[]; force?: boolean; keepStorage?: string },
+        cmd: Command,
+      ) => {
+        if (!opts.force) {
+          if (!process.stdin.isTTY)
+            throw new Error("prune needs confirmation: pass -f/--force to run without a terminal");
+          const rl = createInterface({ input: process.stdin, output: process.stderr });
+          const answer = await rl.question(
+            `WARNING! This will remove all ${opts.all ? "" : "dangling "}build cache. Are you sure you want to continue? [y/N] `,
+          );
+          rl.close();
+          if (!/^y(es)?$/i.test(answer.trim())) return;
+        }
+        const keepStorage = opts.keepStorage ? parseBytes(opts.keepStorage) : undefined;
+        const r = await withBuilderEngine(builderFlag(cmd), process.env, [], (e) =>
+          e.prune({ all: opts.all, filters: opts.filter, keepStorage }),
         );
-        rl.close();
-        if (!/^y(es)?$/i.test(answer.trim())) return;
-      }
-      const keepStorage = opts.keepStorage ? parseBytes(opts.keepStorage) : undefined;
-      const r = await withSelectedEngine(process.env, (e) =>
-        e.prune({ all: opts.all, filters: opts.filter, keepStorage }),
-      );
-      process.stdout.write(`Total:\t${formatBytes(r.reclaimedBytes)}\n`);
-    });
+        process.stdout.write(`Total:\t${formatBytes(r.reclaimedBytes)}\n`);
+      },
+    );
 }

@@ -5,13 +5,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { extractTarToDir } from "../archive/extract-dir.js";
-import type { BuildOutcome } from "../engine/types.js";
+import type { BuildEngine, BuildOutcome } from "../engine/types.js";
 import { parseIgnoreFile } from "../fs/patterns.js";
 import { LocalSession } from "../session/local-session.js";
 import { CONTEXT_LOCAL_NAME } from "../session/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import type { BuildRequest } from "./build-request.js";
-import { withSelectedEngine } from "./selected-engine.js";
 
 export interface RunBuildOptions {
   readonly onProgress: ProgressSink;
@@ -19,6 +18,8 @@ export interface RunBuildOptions {
   readonly stdout: NodeJS.WritableStream;
   readonly stdin?: NodeJS.ReadableStream;
   readonly env?: NodeJS.ProcessEnv;
+  /** Runs the build on the selected builder's engine for this request. */
+  readonly engine: <T>(req: BuildRequest, fn: (engine: BuildEngine) => Promise<T>) => Promise<T>;
 }
 
 /** The Dockerfile and ignore file, as Buildx finds them: `-f` relative to the working dir. */
@@ -77,7 +78,7 @@ export async function runBuild(request: BuildRequest, opts: RunBuildOptions): Pr
     const req = await readBuildFiles(request, contextDir);
     const session = new LocalSession({ request: req, env, stdout: opts.stdout });
     if (stdinDir) session.addLocalDir(CONTEXT_LOCAL_NAME, stdinDir);
-    return await withSelectedEngine(env, (engine) =>
+    return await opts.engine(req, (engine) =>
       engine.build(req, session, { onProgress: opts.onProgress, signal: opts.signal }),
     );
   } finally {

@@ -10,6 +10,7 @@ import type {
   WireExportOpen,
   WireSessionInfo,
   WireStreamData,
+  WireSyncRequest,
 } from "../server/engine-proto.js";
 import { SyncSender } from "./grpc-sync-sender.js";
 import { type BuildSession, CONTEXT_LOCAL_NAME, type ExportTarget, namedContextLocalName } from "./types.js";
@@ -48,71 +49,16 @@ export class SessionResponder {
 
   /** Answers one engine message; false when it is not a session message. */
   handle(msg: BuildServerMessage): boolean {
-    switch (msg.kind) {
-      case "syncRequest": {
-        const { call, name, include, exclude } = msg.syncRequest;
-        const dir = this.session.localDirectory?.(name);
-        if (!dir) {
-          this.replyError(
-            call,
-            this.session.localDirectory
-              ? `the client has no local directory named ${JSON.stringify(name)}`
-              : `this client cannot send its local directory ${JSON.stringify(name)} to a remote engine`,
-          );
-          return true;
-        }
-        const sender = new SyncSender(dir, call, this.sink);
-        this.syncs.set(call, sender);
-        sender.sendEntries({ include: include ?? [], exclude: exclude ?? [] }).catch((err) => {
-          this.syncs.delete(call);
-          this.replyError(call, `cannot read the local directory ${dir}: ${message(err)}`);
-        });
-        return true;
-      }
-      case "syncNeed": {
-        const { call, indexes } = msg.syncNeed;
-        const sender = this.syncs.get(call);
-        if (!sender) return true;
-        sender
-          .sendFiles(indexes ?? [])
-          .catch((err) => this.replyError(call, message(err)))
-          .finally(() => this.syncs.delete(call));
-        return true;
-      }
-      case "secretRequest": {
-        const { call, id } = msg.secretRequest;
-        this.session.getSecret(id).then(
-          (value) =>
-            this.send({
-              reply: value === undefined ? { call, found: false } : { call, found: true, data: value },
-            }),
-          (err) => this.replyError(call, `secret ${id}: ${message(err)}`),
-        );
-        return true;
-      }
-      case "sshOpen":
-        this.openSsh(msg.sshOpen.stream, msg.sshOpen.id);
-        return true;
-      case "sshData":
-        this.onSshData(msg.sshData);
-        return true;
-      case "exportOpen":
-        this.openExport(msg.exportOpen);
-        return true;
-      case "exportData":
-        this.onExportData(msg.exportData);
-        return true;
-      case "callCancel": {
-        const call = msg.callCancel.call;
-        this.syncs.get(call)?.abort();
-        this.syncs.delete(call);
-        this.sshStreams.get(call)?.destroy();
-        this.exports.get(call)?.destroy(new Error("the engine cancelled the export"));
-        return true;
-      }
-      default:
-        return false;
-    }
+    if ("syncRequest" in msg) this.startSync(msg.syncRequest);
+    else if ("syncNeed" in msg) this.sendSyncFiles(msg.syncNeed.call, msg.syncNeed.indexes ?? []);
+    else if ("secretRequest" in msg) this.answerSecret(msg.secretRequest.call, msg.secretRequest.id);
+    else if ("sshOpen" in msg) this.openSsh(msg.sshOpen.stream, msg.sshOpen.id);
+    else if ("sshData" in msg) this.onSshData(msg.sshData);
+    else if ("exportOpen" in msg) this.openExport(msg.exportOpen);
+    else if ("exportData" in msg) this.onExportData(msg.exportData);
+    else if ("callCancel" in msg) this.cancelCall(msg.callCancel.call);
+    else return false;
+    return true;
   }
 
   /** Stops everything in flight: the build is over or the stream broke. */
@@ -125,6 +71,51 @@ export class SessionResponder {
     for (const w of this.exports.values())
       w.destroy(new Error("the build ended before its export was complete"));
     this.exports.clear();
+  }
+
+  private startSync({ call, name, include, exclude }: WireSyncRequest): void {
+    const dir = this.session.localDirectory?.(name);
+    if (!dir) {
+      this.replyError(
+        call,
+        this.session.localDirectory
+          ? `the client has no local directory named ${JSON.stringify(name)}`
+          : `this client cannot send its local directory ${JSON.stringify(name)} to a remote engine`,
+      );
+      return;
+    }
+    const sender = new SyncSender(dir, call, this.sink);
+    this.syncs.set(call, sender);
+    sender.sendEntries({ include: include ?? [], exclude: exclude ?? [] }).catch((err) => {
+      this.syncs.delete(call);
+      this.replyError(call, `cannot read the local directory ${dir}: ${message(err)}`);
+    });
+  }
+
+  private sendSyncFiles(call: number, indexes: number[]): void {
+    const sender = this.syncs.get(call);
+    if (!sender) return;
+    sender
+      .sendFiles(indexes)
+      .catch((err) => this.replyError(call, message(err)))
+      .finally(() => this.syncs.delete(call));
+  }
+
+  private answerSecret(call: number, id: string): void {
+    this.session.getSecret(id).then(
+      (value) =>
+        this.send({
+          reply: value === undefined ? { call, found: false } : { call, found: true, data: value },
+        }),
+      (err) => this.replyError(call, `secret ${id}: ${message(err)}`),
+    );
+  }
+
+  private cancelCall(call: number): void {
+    this.syncs.get(call)?.abort();
+    this.syncs.delete(call);
+    this.sshStreams.get(call)?.destroy();
+    this.exports.get(call)?.destroy(new Error("the engine cancelled the export"));
   }
 
   private openSsh(stream: number, id: string): void {
@@ -162,8 +153,10 @@ export class SessionResponder {
 
   private openExport(open: WireExportOpen): void {
     const kind = open.kind as ExportTarget["kind"];
-    if (!EXPORT_KINDS.includes(kind))
-      return this.replyError(open.stream, `unknown export kind ${JSON.stringify(open.kind)}`);
+    if (!EXPORT_KINDS.includes(kind)) {
+      this.replyError(open.stream, `unknown export kind ${JSON.stringify(open.kind)}`);
+      return;
+    }
     const target: ExportTarget = open.subdir
       ? { output: open.output, kind, subdir: open.subdir }
       : { output: open.output, kind };

@@ -212,33 +212,18 @@ export class RemoteSession implements BuildSession {
 
   /** Routes a client message to the call or stream it belongs to; false when it is not a session message. */
   handle(message: BuildClientMessage): boolean {
-    switch (message.kind) {
-      case "syncEntries":
-        this.syncs.get(message.syncEntries.call)?.onEntries(message.syncEntries);
-        return true;
-      case "syncData":
-        this.syncs.get(message.syncData.call)?.onData(message.syncData);
-        return true;
-      case "reply":
-        this.onReply(message.reply);
-        return true;
-      case "sshData":
-        this.onSshData(message.sshData);
-        return true;
-      case "exportCredit":
-        this.exports.get(message.exportCredit.stream)?.writer.credit(Number(message.exportCredit.bytes));
-        return true;
-      case "exportEnd": {
-        const open = this.exports.get(message.exportEnd.stream);
-        if (open) {
-          if (message.exportEnd.error !== undefined) open.rejectDone(new Error(message.exportEnd.error));
-          else open.resolveDone();
-        }
-        return true;
-      }
-      default:
-        return false;
-    }
+    if ("syncEntries" in message) this.syncs.get(message.syncEntries.call)?.onEntries(message.syncEntries);
+    else if ("syncData" in message) this.syncs.get(message.syncData.call)?.onData(message.syncData);
+    else if ("reply" in message) this.onReply(message.reply);
+    else if ("sshData" in message) this.onSshData(message.sshData);
+    else if ("exportCredit" in message) {
+      this.exports.get(message.exportCredit.stream)?.writer.credit(Number(message.exportCredit.bytes));
+    } else if ("exportEnd" in message) {
+      const open = this.exports.get(message.exportEnd.stream);
+      if (open && message.exportEnd.error !== undefined) open.rejectDone(new Error(message.exportEnd.error));
+      else open?.resolveDone();
+    } else return false;
+    return true;
   }
 
   /** Fails everything still waiting on the client: the build stream is gone. */
@@ -257,7 +242,10 @@ export class RemoteSession implements BuildSession {
 
   private onReply(reply: WireSessionReply): void {
     const sync = this.syncs.get(reply.call);
-    if (sync && reply.error !== undefined) return sync.fail(new Error(reply.error));
+    if (sync && reply.error !== undefined) {
+      sync.fail(new Error(reply.error));
+      return;
+    }
     const pending = this.replies.get(reply.call);
     if (!pending) return;
     this.replies.delete(reply.call);

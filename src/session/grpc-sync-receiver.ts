@@ -102,7 +102,8 @@ export class SyncReceiver {
         this.paths.push(path);
       }
     } catch (err) {
-      return this.fail(err as Error);
+      this.fail(err as Error);
+      return;
     }
     if (batch.done) {
       this.planned = true;
@@ -114,11 +115,12 @@ export class SyncReceiver {
     if (this.settled) return;
     const index = d.index;
     if (!this.needed.has(index) || this.completed.has(index)) {
-      return this.fail(
+      this.fail(
         new SyncProtocolError(
           `the client sent content for entry #${index}, which the engine did not ask for`,
         ),
       );
+      return;
     }
     let writer = this.writers.get(index);
     if (!writer) {

@@ -1,0 +1,106 @@
+// The engine container's host settings. The engine needs what a privileged container has (all
+// capabilities, no seccomp/AppArmor confinement, writable cgroups) to run build steps with runc.
+// Some Docker hosts cannot start privileged containers at all — when the daemon itself runs with
+// a reduced capability bounding set (inside another container), runc fails with "unable to apply
+// caps". There the engine gets the same powers spelled out: every capability the host grants,
+// unconfined profiles, and the host's cgroup tree mounted writable.
+import { readFileSync } from "node:fs";
+import type Docker from "dockerode";
+import type { ContainerSettings } from "./options.js";
+
+/** Capability names by number, as the kernel numbers them (capability.h). */
+const CAPABILITIES = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "DAC_READ_SEARCH",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "SETPCAP",
+  "LINUX_IMMUTABLE",
+  "NET_BIND_SERVICE",
+  "NET_BROADCAST",
+  "NET_ADMIN",
+  "NET_RAW",
+  "IPC_LOCK",
+  "IPC_OWNER",
+  "SYS_MODULE",
+  "SYS_RAWIO",
+  "SYS_CHROOT",
+  "SYS_PTRACE",
+  "SYS_PACCT",
+  "SYS_ADMIN",
+  "SYS_BOOT",
+  "SYS_NICE",
+  "SYS_RESOURCE",
+  "SYS_TIME",
+  "SYS_TTY_CONFIG",
+  "MKNOD",
+  "LEASE",
+  "AUDIT_WRITE",
+  "AUDIT_CONTROL",
+  "SETFCAP",
+  "MAC_OVERRIDE",
+  "MAC_ADMIN",
+  "SYSLOG",
+  "WAKE_ALARM",
+  "BLOCK_SUSPEND",
+  "AUDIT_READ",
+  "PERFMON",
+  "BPF",
+  "CHECKPOINT_RESTORE",
+];
+
+/** Whether a container start failed because the host cannot grant a privileged container's capabilities. */
+export function isPrivilegeRefusal(err: unknown): boolean {
+  return /unable to apply caps|apply caps: operation not permitted/i.test((err as Error)?.message ?? "");
+}
+
+/** Capabilities missing from a bounding set given as /proc/PID/status prints it (hex). */
+export function missingCapabilities(capBndHex: string): string[] {
+  const bound = BigInt(`0x${capBndHex.trim()}`);
+  return CAPABILITIES.filter((_, bit) => (bound & (1n << BigInt(bit))) === 0n);
+}
+
+/** This process's capability bounding set: the best guess for a Docker daemon on this machine. */
+export function hostBoundingSet(statusFile = "/proc/self/status"): string {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync(statusFile, "utf8"));
+  if (!m) throw new Error(`cannot read the capability bounding set from ${statusFile}`);
+  return m[1]!;
+}
+
+export type PrivilegeMode = "privileged" | "capabilities";
+
+export function engineHostConfig(
+  s: ContainerSettings,
+  mounts: Docker.MountConfig,
+  mode: PrivilegeMode,
+): Docker.HostConfig {
+  const common: Docker.HostConfig = {
+    Init: true,
+    RestartPolicy: s.restartPolicy,
+    Mounts: mounts,
+    NetworkMode: s.networkMode,
+    CgroupParent: s.cgroupParent,
+    Memory: s.memory,
+    MemorySwap: s.memorySwap,
+    CpuQuota: s.cpuQuota,
+    CpuPeriod: s.cpuPeriod,
+    CpuShares: s.cpuShares,
+    CpusetCpus: s.cpusetCpus,
+    CpusetMems: s.cpusetMems,
+  };
+  if (mode === "privileged") return { ...common, Privileged: true };
+  return {
+    ...common,
+    CapAdd: ["ALL"],
+    CapDrop: missingCapabilities(hostBoundingSet()),
+    SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
+    // The API's spelling of the CLI's `--security-opt systempaths=unconfined`.
+    MaskedPaths: [],
+    ReadonlyPaths: [],
+    Binds: ["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
+  } as Docker.HostConfig;
+}
