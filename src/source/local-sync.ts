@@ -22,7 +22,8 @@ import {
 import { dirname, join } from "node:path";
 import { PatternMatcher } from "../fs/patterns.js";
 
-interface EntryMeta {
+/** What a sync knows of one entry of a local directory; the wire sync sends the same record. */
+export interface EntryMeta {
   readonly type: "file" | "dir" | "symlink";
   readonly size: number;
   readonly mtimeMs: number;
@@ -33,7 +34,8 @@ interface EntryMeta {
   readonly link?: string;
 }
 
-type Manifest = Record<string, EntryMeta>;
+/** Relative paths (`a/b.txt`) → metadata: a scan of the client's directory, or the last sync's record of it. */
+export type Manifest = Record<string, EntryMeta>;
 
 export interface SyncOptions {
   /** .dockerignore patterns. */
@@ -79,7 +81,7 @@ function included(path: string, include: readonly string[]): boolean {
 }
 
 /** Walks `src` with the ignore rules, returning relative paths → metadata. */
-async function scan(src: string, opts: SyncOptions): Promise<Manifest> {
+export async function scanLocalDirectory(src: string, opts: SyncOptions): Promise<Manifest> {
   const excluder = opts.exclude && opts.exclude.length ? new PatternMatcher(opts.exclude) : undefined;
   const include = opts.include ?? [];
   const out: Manifest = {};
@@ -121,16 +123,44 @@ export async function syncLocalContext(
   dest: string,
   opts: SyncOptions = {},
 ): Promise<SyncStats> {
+  const previous = await readSyncManifest(dest);
+  const current = await scanLocalDirectory(src, opts);
+  return applySync(dest, previous, current, (path, to) => copyFile(join(src, path), to));
+}
+
+/**
+ * The manifest of the last sync into `dest` (creating `dest` if needed). Without one (first sync,
+ * or a crash mid-write) the copy cannot be trusted, so it is emptied and everything is sent again.
+ */
+export async function readSyncManifest(dest: string): Promise<Manifest> {
   await mkdir(dest, { recursive: true });
-  let previous: Manifest = {};
   try {
-    previous = JSON.parse(await readFile(manifestPath(dest), "utf8")) as Manifest;
+    return JSON.parse(await readFile(manifestPath(dest), "utf8")) as Manifest;
   } catch {
-    // No manifest (first sync, or a crash mid-write): everything is copied again.
     await rm(dest, { recursive: true, force: true });
     await mkdir(dest, { recursive: true });
+    return {};
   }
-  const current = await scan(src, opts);
+}
+
+/** The regular files and symlinks of `current` that `previous` does not already have as they are. */
+export function changedEntries(previous: Manifest, current: Manifest): string[] {
+  return Object.keys(current)
+    .sort()
+    .filter((p) => current[p]!.type !== "dir" && !sameMeta(previous[p], current[p]!));
+}
+
+/**
+ * Makes `dest` match `current`, given what `previous` says it holds: removes what went, creates
+ * directories, asks `placeFile` to put each changed regular file's content at its path (copied
+ * from a local directory, or moved from where the wire delivered it), then records `current`.
+ */
+export async function applySync(
+  dest: string,
+  previous: Manifest,
+  current: Manifest,
+  placeFile: (path: string, to: string) => Promise<void>,
+): Promise<SyncStats> {
   let removed = 0;
   // Deepest first, so directories are emptied before they go.
   for (const path of Object.keys(previous).sort().reverse()) {
@@ -152,7 +182,7 @@ export async function syncLocalContext(
       await lchown(join(dest, path), 0, 0);
     }
   }
-  const files = paths.filter((p) => current[p]!.type !== "dir" && !sameMeta(previous[p], current[p]!));
+  const files = changedEntries(previous, current);
   const BATCH = 64;
   for (let i = 0; i < files.length; i += BATCH) {
     await Promise.all(
@@ -167,7 +197,7 @@ export async function syncLocalContext(
           await lchown(to, 0, 0);
           await lutimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
         } else {
-          await copyFile(join(src, path), to);
+          await placeFile(path, to);
           await chmod(to, m.mode);
           await lchown(to, 0, 0);
           await utimes(to, m.mtimeMs / 1000, m.mtimeMs / 1000);
