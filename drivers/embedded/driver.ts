@@ -69,7 +69,8 @@ export class EmbeddedDriver implements Driver {
   }
 
   engine(): Promise<BuildEngine> {
-    return openEngine({ stateDir: this.stateDir });
+    // As Docker's own builder: RUN --network=host is allowed (with --allow), privileged steps are not.
+    return openEngine({ stateDir: this.stateDir, allowedEntitlements: ["network.host"] });
   }
 
   features(): DriverFeatures {

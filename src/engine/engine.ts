@@ -21,6 +21,7 @@ import { CacheMountStore } from "../worker/cache-mounts.js";
 import { executeFileAction } from "../worker/fileop/execute.js";
 import { RuncExecutor } from "../worker/oci/runc-executor.js";
 import { HostOpWorker } from "../worker/op-worker.js";
+import { BuildCacheIo, imageCompression } from "./cache-io.js";
 import { runDockerfileFrontend } from "./dockerfile-build.js";
 import { checkEntitlements, requiredEntitlements } from "./entitlements.js";
 import { ImageSources } from "./image-sources.js";
@@ -41,6 +42,8 @@ export interface EngineOptions {
   readonly parallelism?: number;
   /** Entitlements builds may ask for with --allow (`network.host`, `security.insecure`). */
   readonly allowedEntitlements?: readonly string[];
+  /** Run garbage collection with the default policy every so often (a long-running daemon). */
+  readonly gcIntervalMs?: number;
 }
 
 export class Engine implements BuildEngine {
@@ -50,6 +53,7 @@ export class Engine implements BuildEngine {
   private readonly httpCache: HttpSourceCache;
   private readonly unpacker: ImageUnpacker;
   private readonly solver: Solver;
+  private stopGc?: () => Promise<void>;
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -89,7 +93,15 @@ export class Engine implements BuildEngine {
     const executor = new RuncExecutor({ stateDir: join(stateDir, "exec"), runtime: opts.runtime });
     await executor.cleanupStale();
     const images = new ImageSources({ insecureRegistries: opts.insecureRegistries ?? [] });
-    return new Engine(opts, state, snapshotter, executor, images);
+    const engine = new Engine(opts, state, snapshotter, executor, images);
+    if (opts.gcIntervalMs) {
+      engine.stopGc = state.gc.startBackgroundGc(opts.gcIntervalMs, (err) =>
+        process.stderr.write(
+          `kiln: background garbage collection failed: ${err instanceof Error ? err.message : String(err)}\n`,
+        ),
+      );
+    }
+    return engine;
   }
 
   async build(
@@ -133,11 +145,30 @@ export class Engine implements BuildEngine {
         logs.record(e);
         onProgress(e);
       };
+      const cacheIo = await BuildCacheIo.open(
+        {
+          snapshotter: this.snapshotter,
+          store: this.state.content,
+          layerRecords: this.state.db.snapshotLayers,
+          unpacker: this.unpacker,
+          chains: this.state.db.chainSnapshots,
+          local: this.solver.cache,
+          registry: this.images.registry,
+        },
+        req,
+        progress,
+      );
       const dockerfile = { name: req.dockerfileName ?? "Dockerfile", text: req.dockerfileText ?? "" };
       const results: PlatformResult[] = await Promise.all(
         frontend.builds.map(async (b) => {
           const out = await this.solver
-            .solve(b.definition, { worker, noCache: req.noCache, signal, onProgress: progress })
+            .solve(b.definition, {
+              worker,
+              noCache: req.noCache,
+              signal,
+              onProgress: progress,
+              ...cacheIo.solveOptions,
+            })
             .catch((err) => {
               throw describeStepFailure(err, [b.definition], dockerfile, logs);
             });
@@ -157,12 +188,14 @@ export class Engine implements BuildEngine {
         push: (name, root, store, sig) => this.images.push(name, root, store, sig),
       };
       const outputs = req.outputs.length ? req.outputs : [];
-      const { metadata, imageId } = await exportOutputs(exportDeps, results, outputs, {
+      const images = await cacheIo.withInlineCache(results, imageCompression(req));
+      const { metadata, imageId } = await exportOutputs(exportDeps, images, outputs, {
         session,
         signal,
         epoch: frontend.epoch,
       });
-      const warnings = [...frontend.warnings];
+      await cacheIo.export(results);
+      const warnings = [...frontend.warnings, ...cacheIo.warnings];
       if (outputs.length === 0) {
         warnings.push(
           "No output specified with the embedded builder. Build result will only remain in the build cache. To push result image into registry use --push or to load image into docker use --load",
@@ -201,6 +234,7 @@ export class Engine implements BuildEngine {
   }
 
   async close(): Promise<void> {
+    await this.stopGc?.();
     this.state.close();
   }
 }

@@ -2,7 +2,7 @@
 // on a unix socket and/or TCP with mutual TLS; `kilnd dial-stdio` joins stdio to a running
 // daemon's socket (for `docker exec` / `kubectl exec` transports); `kilnd version`.
 import { readFileSync } from "node:fs";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { openEngine } from "../engine/engine.js";
 import type { SnapshotterPreference } from "../snapshot/choose.js";
 import { KILN_COMMIT, KILN_PACKAGE, KILN_VERSION } from "../version.js";
@@ -19,6 +19,8 @@ interface DaemonFlags {
   tlscert?: string;
   tlskey?: string;
   snapshotter: SnapshotterPreference;
+  allowInsecureEntitlement: string[];
+  gcInterval: string;
 }
 
 function log(line: string): void {
@@ -69,7 +71,15 @@ function listenOptions(flags: DaemonFlags): ListenOptions {
 
 async function runDaemon(flags: DaemonFlags): Promise<void> {
   const listen = listenOptions(flags);
-  const engine = await openEngine({ stateDir: flags.root, snapshotter: flags.snapshotter });
+  const gcSeconds = Number(flags.gcInterval);
+  if (!Number.isFinite(gcSeconds) || gcSeconds < 0)
+    throw new UsageError(`--gc-interval ${flags.gcInterval}: expected seconds (0 turns it off)`);
+  const engine = await openEngine({
+    stateDir: flags.root,
+    snapshotter: flags.snapshotter,
+    allowedEntitlements: flags.allowInsecureEntitlement,
+    gcIntervalMs: gcSeconds > 0 ? gcSeconds * 1000 : undefined,
+  });
   let server: Awaited<ReturnType<typeof serveEngine>>;
   try {
     server = await serveEngine(engine, listen);
@@ -124,6 +134,25 @@ async function main(argv: string[]): Promise<number> {
       new Option("--snapshotter <kind>", "how root filesystems are stored")
         .choices(["auto", "overlayfs", "copy"])
         .default("auto"),
+    )
+    .addOption(
+      new Option(
+        "--allow-insecure-entitlement <name>",
+        "let builds ask for network.host or security.insecure (repeatable)",
+      )
+        // An argument parser (not .choices) so that the flag can repeat; it validates itself.
+        .argParser((value: string, previous: string[]) => {
+          if (value !== "network.host" && value !== "security.insecure") {
+            throw new InvalidArgumentError("expected network.host or security.insecure");
+          }
+          return [...previous, value];
+        })
+        .default([]),
+    )
+    .option(
+      "--gc-interval <seconds>",
+      "how often garbage collection runs with the default policy (0: never)",
+      "60",
     )
     .action(async (flags: DaemonFlags) => runDaemon(flags));
   program

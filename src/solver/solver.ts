@@ -16,6 +16,12 @@ export interface SolveOptions {
   readonly noCache?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressSink;
+  /** Consulted when the solver's own cache misses: results another builder exported (`--cache-from`). */
+  readonly importedCache?: ResultCache;
+  /** Told each cacheable vertex's key and the input keys it was computed from (for `--cache-to`). */
+  readonly onCacheKey?: (vertex: Digest, key: Digest, inputKeys: readonly string[]) => void;
+  /** Told the outputs of each keyed vertex this solve executed or found cached (for `--cache-to`). */
+  readonly onResult?: (vertex: Digest, key: Digest, outputs: readonly OutputResult[]) => void;
 }
 
 /** A failed vertex: names the step, keeps the cause. */
@@ -185,7 +191,7 @@ class SolveRun {
     );
     const content = await worker.contentKey(v, ctx);
     const { inputs: _inputs, ignoreCache: _ignore, ...opPart } = v;
-    return sha256Digest(
+    const key = sha256Digest(
       canonicalJson({
         op: withoutProxyEnv(opPart.op),
         platform: opPart.platform,
@@ -193,6 +199,18 @@ class SolveRun {
         content,
       }),
     );
+    this.opts.onCacheKey?.(d, key, inputKeys);
+    return key;
+  }
+
+  /** A usable cached result for `key`: the solver's own cache first, then the imported one. */
+  private async cached(key: Digest): Promise<readonly OutputResult[] | undefined> {
+    const { worker } = this.opts;
+    for (const cache of [this.solver.cache, this.opts.importedCache]) {
+      const hit = await cache?.get(key);
+      if (hit && (await worker.resultExists(hit))) return hit;
+    }
+    return undefined;
   }
 
   result(d: Digest): Promise<OutputResult[]> {
@@ -219,8 +237,9 @@ class SolveRun {
     // Uncacheable vertices (local contexts) need no key of their own: their users key on what they read.
     const key = cacheable ? await this.key(d) : undefined;
     if (key && !this.opts.noCache && !v.ignoreCache) {
-      const hit = await cache.get(key);
-      if (hit && (await worker.resultExists(hit))) {
+      const hit = await this.cached(key);
+      if (hit) {
+        this.opts.onResult?.(d, key, hit);
         const now = Date.now();
         this.emit({
           type: "vertex",
@@ -271,7 +290,9 @@ class SolveRun {
     try {
       // Local contexts are per build: never shared between builds, never deduplicated by key.
       if (!key) return await run(this.abort.signal, this.emit);
-      return await this.solver.execShared(key, run, this.emit, this.abort.signal);
+      const outs = await this.solver.execShared(key, run, this.emit, this.abort.signal);
+      this.opts.onResult?.(d, key, outs);
+      return outs;
     } catch (err) {
       if (err instanceof VertexError || (err instanceof Error && err.name === "AbortError")) throw err;
       throw new VertexError(d, name, err);
