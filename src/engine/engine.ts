@@ -235,6 +235,7 @@ export class Engine implements BuildEngine {
 
   async close(): Promise<void> {
     await this.stopGc?.();
+    this.images.registry.close();
     this.state.close();
   }
 }
