@@ -1,45 +1,115 @@
-// The engine a command runs on: the selected builder's node for the requested platforms.
+// The engines a command runs on: the selected builder's nodes, each given the requested platforms
+// it builds (drivers/node-selection.ts decides which), booted when they are not running.
 import type { Command } from "commander";
-import { planNodes } from "../drivers/node-selection.js";
+import { type NodeAssignment, type NodePlatforms, planNodes } from "../drivers/node-selection.js";
+import type { NodePlacement, PlacedNode } from "../src/client/multi-node.js";
 import type { BuildEngine } from "../src/engine/types.js";
 import { formatPlatform, type Platform } from "../src/oci/platform.js";
-import { resolveBuilder } from "./store/resolve-builder.js";
+import { type Builder, type BuilderNode, resolveBuilder } from "./store/resolve-builder.js";
 
 /** The global `--builder` flag, wherever the command sits in the tree. */
 export function builderFlag(cmd: Command): string | undefined {
   return (cmd.optsWithGlobals() as { builder?: string }).builder;
 }
 
+/** Opens nodes' engines once each (booting a node that is not running), and closes them all. */
+class NodeEngines {
+  private readonly opened = new Map<number, Promise<BuildEngine>>();
+
+  constructor(private readonly builder: Builder) {}
+
+  open(index: number): Promise<BuildEngine> {
+    let engine = this.opened.get(index);
+    if (!engine) {
+      engine = this.connect(this.builder.nodes[index]!);
+      this.opened.set(index, engine);
+    }
+    return engine;
+  }
+
+  private async connect(node: BuilderNode): Promise<BuildEngine> {
+    const where = this.builder.nodes.length > 1 ? `node ${node.name} of builder ${this.builder.name}` : "";
+    try {
+      // As Buildx boots a builder's nodes for a build: create or start what hosts the engine.
+      if ((await node.driver.info()).status !== "running") await node.driver.bootstrap();
+      return await node.driver.engine();
+    } catch (err) {
+      if (!where) throw err;
+      throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const engines = await Promise.allSettled(this.opened.values());
+    await Promise.allSettled(engines.flatMap((e) => (e.status === "fulfilled" ? [e.value.close()] : [])));
+  }
+}
+
+/** What each node builds natively or under emulation, as its engine reports (booting it). */
+async function reportedPlatforms(builder: Builder, engines: NodeEngines): Promise<NodePlatforms[]> {
+  return Promise.all(
+    builder.nodes.map(async (node, i) => {
+      const info = await (await engines.open(i)).info();
+      return { declared: node.platforms, reported: [...info.nativePlatforms, ...info.emulatedPlatforms] };
+    }),
+  );
+}
+
 /**
- * Opens the engine of the node that builds `platforms` and runs `fn` with it. Builds whose
- * platforms fall to different nodes need a cross-node index join, which the client does not do yet.
+ * Opens the nodes the selected builder gives `platforms` to and runs `fn` with them: one node
+ * (a single-node builder, no platform asked for, or all platforms on one node), or several, each
+ * with its share of the platforms.
  */
+export async function withBuildNodes<T>(
+  builderName: string | undefined,
+  env: NodeJS.ProcessEnv,
+  platforms: readonly Platform[],
+  fn: (placement: NodePlacement) => Promise<T>,
+): Promise<T> {
+  const builder = await resolveBuilder({ builder: builderName, env });
+  const engines = new NodeEngines(builder);
+  try {
+    let assignments: readonly NodeAssignment[];
+    if (builder.nodes.length === 1) {
+      assignments = [{ node: 0, platforms, unmatched: [] }];
+    } else {
+      let plan = planNodes(
+        platforms,
+        builder.nodes.map((n) => ({ declared: n.platforms })),
+      );
+      if (plan.kind === "needs-reported")
+        plan = planNodes(platforms, await reportedPlatforms(builder, engines));
+      if (plan.kind !== "assigned")
+        throw new Error(`builder ${builder.name}: its nodes' platforms are unknown`);
+      assignments = plan.assignments;
+    }
+    const nodes: PlacedNode[] = await Promise.all(
+      assignments.map(async (a) => ({
+        name: builder.nodes[a.node]!.name,
+        // With one node it builds the whole request, as asked.
+        platforms: assignments.length === 1 ? platforms : a.platforms,
+        engine: await engines.open(a.node),
+      })),
+    );
+    // Buildx sends such platforms to the first node without a word; say so.
+    const warnings = assignments.flatMap((a) =>
+      a.unmatched.map(
+        (p) =>
+          `no node of builder ${builder.name} declares or runs ${formatPlatform(p)}: node ${builder.nodes[a.node]!.name} builds it, under emulation if its host can`,
+      ),
+    );
+    return await fn({ builder: builder.name, nodes, ...(warnings.length ? { warnings } : {}) });
+  } finally {
+    await engines.closeAll();
+  }
+}
+
+/** Opens the engine of the node that builds `platforms` (the first node when they fall to several). */
 export async function withBuilderEngine<T>(
   builderName: string | undefined,
   env: NodeJS.ProcessEnv,
   platforms: readonly Platform[],
   fn: (engine: BuildEngine) => Promise<T>,
 ): Promise<T> {
-  const builder = await resolveBuilder({ builder: builderName, env });
-  const plan = planNodes(
-    platforms,
-    builder.nodes.map((n) => ({ declared: n.platforms, reported: n.platforms })),
-  );
-  if (plan.kind !== "assigned") throw new Error(`builder ${builder.name}: its nodes' platforms are unknown`);
-  const nodes = new Set(plan.assignments.map((a) => a.node));
-  if (nodes.size > 1) {
-    const where = plan.assignments
-      .map((a) => `${a.platforms.map(formatPlatform).join(",")} on ${builder.nodes[a.node]!.name}`)
-      .join("; ");
-    throw new Error(
-      `builder ${builder.name} would split this build across nodes (${where}); building on several nodes at once is not supported yet: build each platform with --platform separately`,
-    );
-  }
-  const node = builder.nodes[[...nodes][0] ?? 0]!;
-  const engine = await node.driver.engine();
-  try {
-    return await fn(engine);
-  } finally {
-    await engine.close();
-  }
+  return withBuildNodes(builderName, env, platforms, (placement) => fn(placement.nodes[0]!.engine));
 }

@@ -2,7 +2,7 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { runBuild } from "../../src/client/run-build.js";
-import { builderFlag, withBuilderEngine } from "../builder-engine.js";
+import { builderFlag, withBuildNodes } from "../builder-engine.js";
 import { BuildFailedError } from "../errors.js";
 import { parseBuildFlags, type RawBuildFlags } from "../options/build-flags.js";
 import { createProgressRenderer } from "../progress/renderer.js";
@@ -100,7 +100,7 @@ export function registerBuildCommand(program: Command): void {
           onProgress: (e) => renderer.handle(e),
           signal: ac.signal,
           stdout: process.stdout,
-          engine: (req, fn) => withBuilderEngine(builderFlag(cmd), process.env, req.platforms, fn),
+          nodes: (req, fn) => withBuildNodes(builderFlag(cmd), process.env, req.platforms, fn),
         });
         await renderer.close();
         for (const w of outcome.warnings) process.stderr.write(`WARNING: ${w}\n`);

@@ -164,6 +164,9 @@ export function parseBuildArgs(values: readonly string[], env: NodeJS.ProcessEnv
       if (env[v] !== undefined) out[v] = env[v]!;
     } else out[v.slice(0, eq)] = v.slice(eq + 1);
   }
+  // Buildx passes the client's SOURCE_DATE_EPOCH on as a build argument unless one is given.
+  if (env.SOURCE_DATE_EPOCH !== undefined && !Object.hasOwn(out, "SOURCE_DATE_EPOCH"))
+    out.SOURCE_DATE_EPOCH = env.SOURCE_DATE_EPOCH;
   return out;
 }
 

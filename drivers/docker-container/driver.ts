@@ -1,7 +1,9 @@
 // The docker-container driver: the node's engine runs as kilnd in a privileged container
 // `kiln_engine_<node>` on a Docker daemon (local socket, tcp:// or ssh://), with its state in the
 // named volume `kiln_engine_<node>_state`; the client reaches it through `docker exec … kilnd
-// dial-stdio` over the Docker API.
+// dial-stdio` over the Docker API. The Docker host's registry TLS directories
+// (/etc/docker/certs.d) are mounted read-only into the container, so the engine trusts the
+// registries that the Docker daemon beside it trusts.
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import * as tarStream from "tar-stream";
@@ -26,6 +28,8 @@ export const CONTAINER_PREFIX = "kiln_engine_";
 /** Where kilnd keeps its state in the container (kilnd's default --root). */
 export const ENGINE_STATE_DIR = "/var/lib/kiln";
 export const ENGINE_CONFIG_FILE = "/etc/kiln/kilnd.toml";
+/** Docker's per-registry TLS directories on the Docker host, read by the engine at the same path. */
+export const DOCKER_CERTS_DIR = "/etc/docker/certs.d";
 /** Readiness probe: tries, and the step of its linear backoff. */
 const PROBE_TRIES = 15;
 const PROBE_STEP_MS = 150;
@@ -52,6 +56,11 @@ export const dockerContainerFactory: DriverFactory = {
 
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
+}
+
+/** Docker refused a bind mount because its source does not exist on the Docker host. */
+function isMissingBindSource(err: unknown): boolean {
+  return statusCode(err) === 400 && /bind source path does not exist/i.test((err as Error)?.message ?? "");
 }
 
 export class DockerContainerDriver implements Driver {
@@ -135,24 +144,43 @@ export class DockerContainerDriver implements Driver {
       if (statusCode(err) !== 409) throw err;
     }
     log(`creating container ${this.containerName}`);
+    const state: Docker.MountSettings = { Type: "volume", Source: this.volumeName, Target: ENGINE_STATE_DIR };
+    const certs: Docker.MountSettings = {
+      Type: "bind",
+      Source: DOCKER_CERTS_DIR,
+      Target: DOCKER_CERTS_DIR,
+      ReadOnly: true,
+    };
     try {
-      const container = await this.docker.createContainer({
-        name: this.containerName,
-        Image: image,
-        Cmd: ["--root", ENGINE_STATE_DIR, ...this.config.flags],
-        Env: [...s.env],
-        Labels: { "org.kiln.engine": this.config.name },
-        HostConfig: engineHostConfig(
-          s,
-          [{ Type: "volume", Source: this.volumeName, Target: ENGINE_STATE_DIR }],
-          mode,
-        ),
-      });
+      let container: Docker.Container;
+      try {
+        container = await this.docker.createContainer(this.containerSpec(image, [state, certs], mode));
+      } catch (err) {
+        if (!isMissingBindSource(err)) throw err;
+        // A Docker host without certs.d trusts no extra registry CAs: neither does the engine.
+        log(`the Docker host has no ${DOCKER_CERTS_DIR}; the engine trusts only public CAs for registries`);
+        container = await this.docker.createContainer(this.containerSpec(image, [state], mode));
+      }
       if (this.config.configFile !== undefined) await this.copyConfig(container, this.config.configFile);
     } catch (err) {
       // 409: another CLI created it at the same moment; it will be started below.
       if (statusCode(err) !== 409) throw err;
     }
+  }
+
+  private containerSpec(
+    image: string,
+    mounts: Docker.MountConfig,
+    mode: PrivilegeMode,
+  ): Docker.ContainerCreateOptions {
+    return {
+      name: this.containerName,
+      Image: image,
+      Cmd: ["--root", ENGINE_STATE_DIR, ...this.config.flags],
+      Env: [...this.settings.env],
+      Labels: { "org.kiln.engine": this.config.name },
+      HostConfig: engineHostConfig(this.settings, mounts, mode),
+    };
   }
 
   private async start(): Promise<void> {

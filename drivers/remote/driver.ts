@@ -2,9 +2,9 @@
 // (mutual TLS). Kiln neither starts nor stops it; it only connects.
 
 import { readFileSync } from "node:fs";
-import { connect as netConnect } from "node:net";
+import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
-import { connect as tlsConnect } from "node:tls";
+import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from "node:tls";
 import { connectEngine, type EngineTarget } from "../../src/client/remote-engine.js";
 import type { BuildEngine } from "../../src/engine/types.js";
 import {
@@ -188,7 +188,14 @@ export class RemoteDriver implements Driver {
                 ca: readPem(a.tls.cacert, "cacert"),
                 cert: readPem(a.tls.cert, "cert"),
                 key: readPem(a.tls.key, "key"),
-                servername: a.tls.servername ?? a.host,
+                // SNI carries host names only (Node warns about an IP); the certificate is checked either way.
+                ...(isIP(a.tls.servername ?? a.host) ? {} : { servername: a.tls.servername ?? a.host }),
+                ...(a.tls.servername
+                  ? {
+                      checkServerIdentity: (_h: string, cert: PeerCertificate) =>
+                        checkServerIdentity(a.tls.servername!, cert),
+                    }
+                  : {}),
                 ALPNProtocols: ["h2"],
               },
               () => resolve(socket),

@@ -10,6 +10,8 @@ import { encodePaxRecords } from "./pax.js";
 const BLOCK = 512;
 const MAX_OCTAL_ID = 0o7777777;
 const MAX_OCTAL_SIZE = 0o77777777777;
+/** File contents are read 1 MiB at a time: every chunk costs a trip through each stream stage after. */
+const READ_CHUNK = 1 << 20;
 
 /** The name an entry has in the archive (directories end in "/"). */
 export function tarNameOf(entry: LayerEntry): string {
@@ -168,7 +170,10 @@ async function* entryBlocks(entry: LayerEntry): AsyncGenerator<Buffer> {
   if (size === 0) return;
   if (!entry.sourcePath) throw new Error(`layer entry ${entry.path} has content but no source file`);
   let written = 0;
-  for await (const chunk of createReadStream(entry.sourcePath, { end: size - 1 })) {
+  for await (const chunk of createReadStream(entry.sourcePath, {
+    end: size - 1,
+    highWaterMark: READ_CHUNK,
+  })) {
     written += (chunk as Buffer).length;
     yield chunk as Buffer;
   }

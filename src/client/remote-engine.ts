@@ -1,6 +1,7 @@
 // The engine API's client: a BuildEngine whose engine runs in a kilnd reached over a unix socket,
 // TCP with mutual TLS, or any byte stream a driver can open. A build's session callbacks are
 // answered from the caller's BuildSession over the same stream.
+import { isIP } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { UsageRecord } from "../cache/usage-filter.js";
 import type { BuildEngine, BuildOutcome, EngineInfo, PruneOptions } from "../engine/types.js";
@@ -30,6 +31,7 @@ import type { ProgressSink } from "../solver/progress.js";
 import type { BuildRequest } from "./build-request.js";
 import { type DuplexFactory, DuplexRelay } from "./duplex-relay.js";
 import { RemoteBuildError } from "./remote-build-error.js";
+import { probeMutualTls } from "./tls-probe.js";
 
 /** PEM contents of the client's certificate and key, and of the CA that signed the daemon's. */
 export interface ClientTls {
@@ -60,6 +62,26 @@ export interface WorkerInfo {
 const CANCEL_GRACE_MS = 5_000;
 
 type EngineClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+let ipServerNameWarningMuted = false;
+
+/**
+ * grpc-js puts the dialled host in TLS's server name even when it is an IP address, and Node then
+ * prints a deprecation warning (DEP0123) to the user of every process that dials an engine by IP.
+ * No server name is sent for an IP anyway; the certificate is still checked against the address.
+ * Only that warning is dropped.
+ */
+function muteIpServerNameWarning(): void {
+  if (ipServerNameWarningMuted) return;
+  ipServerNameWarningMuted = true;
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
+    const opt = rest[0];
+    const code = typeof opt === "object" && opt !== null ? (opt as { code?: string }).code : rest[1];
+    if (code === "DEP0123") return;
+    return (emitWarning as (...args: unknown[]) => void).call(this, warning, ...rest);
+  } as typeof process.emitWarning;
+}
 
 function pem(value: Buffer | string): Buffer {
   return Buffer.isBuffer(value) ? value : Buffer.from(value);
@@ -98,6 +120,7 @@ export class RemoteEngine implements BuildEngine {
     } else if ("tcp" in target) {
       const { host, port } = target.tcp;
       const tls = target.tls;
+      if (isIP(tls.serverName ?? host)) muteIpServerNameWarning();
       if (tls.serverName) options["grpc.ssl_target_name_override"] = tls.serverName;
       const credentials = grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
       client = new Client(
@@ -114,12 +137,36 @@ export class RemoteEngine implements BuildEngine {
       ) as unknown as EngineClient;
     }
     const where = describeTarget(target);
-    const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
-    try {
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(deadline, (err) => (err ? reject(err) : resolve())),
+    // Our own timer, not waitForReady's deadline: grpc-js re-arms its deadline timer after the
+    // channel is closed, which kept a refused client's process alive for the whole timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error("Failed to connect before the deadline")),
+        opts.timeoutMs ?? 20_000,
       );
+      client.waitForReady(Number.POSITIVE_INFINITY, (err) => (err ? reject(err) : resolve()));
+    });
+    ready.catch(() => {}).finally(() => clearTimeout(timer));
+    // gRPC retries a refused TLS handshake until the deadline and then says only that; one plain
+    // handshake beside it tells at once whether the engine refused this client's certificate.
+    const refused =
+      "tcp" in target
+        ? probeMutualTls({
+            ...target.tcp,
+            ca: pem(target.tls.ca),
+            cert: pem(target.tls.cert),
+            key: pem(target.tls.key),
+            serverName: target.tls.serverName,
+          }).then((reason) => {
+            if (reason) throw new Error(reason);
+            return ready;
+          })
+        : ready;
+    try {
+      await Promise.race([ready, refused]);
     } catch (err) {
+      clearTimeout(timer);
       client.close();
       const cause = relay?.lastError?.message ?? (err as Error).message;
       await relay?.close();

@@ -1,16 +1,18 @@
 // Runs `kiln build` from the client's side: reads the Dockerfile and ignore file, picks the
-// builder, opens a session for the client's files, secrets and outputs, and starts the build.
+// builder's nodes, opens a session for the client's files, secrets and outputs, and starts the
+// build — on one node, or across several (multi-node.ts) when its platforms fall to several.
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { extractTarToDir } from "../archive/extract-dir.js";
-import type { BuildEngine, BuildOutcome } from "../engine/types.js";
+import type { BuildOutcome } from "../engine/types.js";
 import { parseIgnoreFile } from "../fs/patterns.js";
 import { LocalSession } from "../session/local-session.js";
 import { CONTEXT_LOCAL_NAME } from "../session/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import type { BuildRequest } from "./build-request.js";
+import { type NodePlacement, refuseMultiPlatformLoad, runMultiNodeBuild } from "./multi-node.js";
 
 export interface RunBuildOptions {
   readonly onProgress: ProgressSink;
@@ -18,8 +20,11 @@ export interface RunBuildOptions {
   readonly stdout: NodeJS.WritableStream;
   readonly stdin?: NodeJS.ReadableStream;
   readonly env?: NodeJS.ProcessEnv;
-  /** Runs the build on the selected builder's engine for this request. */
-  readonly engine: <T>(req: BuildRequest, fn: (engine: BuildEngine) => Promise<T>) => Promise<T>;
+  /**
+   * Opens the selected builder's nodes for this request's platforms and runs `fn` with them (one
+   * node, or the nodes the platforms fall to, each with its share); closes them afterwards.
+   */
+  readonly nodes: <T>(req: BuildRequest, fn: (placement: NodePlacement) => Promise<T>) => Promise<T>;
 }
 
 /** The Dockerfile and ignore file, as Buildx finds them: `-f` relative to the working dir. */
@@ -76,11 +81,32 @@ export async function runBuild(request: BuildRequest, opts: RunBuildOptions): Pr
       );
     }
     const req = await readBuildFiles(request, contextDir);
-    const session = new LocalSession({ request: req, env, stdout: opts.stdout });
-    if (stdinDir) session.addLocalDir(CONTEXT_LOCAL_NAME, stdinDir);
-    return await opts.engine(req, (engine) =>
-      engine.build(req, session, { onProgress: opts.onProgress, signal: opts.signal }),
-    );
+    refuseMultiPlatformLoad(req);
+    const sessionFor = (r: BuildRequest) => {
+      const session = new LocalSession({ request: r, env, stdout: opts.stdout });
+      if (stdinDir) session.addLocalDir(CONTEXT_LOCAL_NAME, stdinDir);
+      return session;
+    };
+    return await opts.nodes(req, async (placement) => {
+      const [first, ...others] = placement.nodes;
+      if (!first) throw new Error(`builder ${placement.builder} has no node for this build`);
+      // --call check|outline|targets reads the Dockerfile only: the first node answers for all.
+      const outcome =
+        others.length === 0 || req.call !== "build"
+          ? await first.engine.build(req, sessionFor(req), {
+              onProgress: opts.onProgress,
+              signal: opts.signal,
+            })
+          : await runMultiNodeBuild(req, placement, {
+              onProgress: opts.onProgress,
+              signal: opts.signal,
+              stdout: opts.stdout,
+              env,
+              session: sessionFor,
+            });
+      if (!placement.warnings?.length) return outcome;
+      return { ...outcome, warnings: [...placement.warnings, ...outcome.warnings] };
+    });
   } finally {
     if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
   }

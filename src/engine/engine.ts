@@ -117,6 +117,8 @@ export class Engine implements BuildEngine {
       this.locks,
       this.hashCaches,
     );
+    // Registry pulls and pushes of this build use the client's credentials first (its session).
+    const sources = this.images.forBuild(session);
     const lease = this.state.leases.acquire({});
     try {
       const worker = new HostOpWorker({
@@ -124,7 +126,7 @@ export class Engine implements BuildEngine {
         executor: this.executor,
         unpacker: this.unpacker,
         layerRecords: this.state.db.snapshotLayers,
-        imageProvider: (identifier) => this.images.providerFor(identifier),
+        imageProvider: (identifier) => sources.providerFor(identifier),
         locals,
         runFileAction: (action, roots) => executeFileAction(action, roots),
         cacheMounts: this.cacheMounts,
@@ -134,7 +136,7 @@ export class Engine implements BuildEngine {
         execDefaults: { shmSize: req.shmSize, cgroupParent: req.cgroupParent },
       });
       const frontend = await runDockerfileFrontend(req, {
-        resolveImage: (ref, platform) => this.images.resolveConfig(ref, platform, req.pull),
+        resolveImage: (ref, platform) => sources.resolveConfig(ref, platform, req.pull),
         buildPlatform: hostPlatform(),
       });
       if (frontend.kind === "report") return frontend.outcome;
@@ -153,7 +155,7 @@ export class Engine implements BuildEngine {
           unpacker: this.unpacker,
           chains: this.state.db.chainSnapshots,
           local: this.solver.cache,
-          registry: this.images.registry,
+          registry: sources.registry,
         },
         req,
         progress,
@@ -185,7 +187,8 @@ export class Engine implements BuildEngine {
         snapshotter: this.snapshotter,
         store: this.state.content,
         layerRecords: this.state.db.snapshotLayers,
-        push: (name, root, store, sig) => this.images.push(name, root, store, sig),
+        push: (name, root, store, sig) => sources.push(name, root, store, sig),
+        startLayerUpload: (repository) => sources.startLayerUpload(repository),
       };
       const outputs = req.outputs.length ? req.outputs : [];
       const images = await cacheIo.withInlineCache(results, imageCompression(req));

@@ -9,6 +9,7 @@ import { platformDirName } from "../oci/platform.js";
 import type { Descriptor } from "../oci/spec.js";
 import type { BuildSession, ExportTarget } from "../session/types.js";
 import type { Snapshotter } from "../snapshot/types.js";
+import { imageWriteOptions } from "./image-attrs.js";
 import {
   type ImageWriteOptions,
   type ImageWriterDeps,
@@ -17,7 +18,9 @@ import {
   writeImageIndex,
   writeImageManifest,
 } from "./image-writer.js";
+import type { LayerUpload, LayerUploads } from "./layer-blobs.js";
 import { writeImageArchive } from "./oci-archive.js";
+import { pushByDigest, repositoriesOf, wantsPushByDigest } from "./push-by-digest.js";
 import { packDirectory } from "./rootfs-tar.js";
 
 /** Pushes an image (manifest or index and everything below it) to `name`. */
@@ -30,6 +33,27 @@ export type ImagePusher = (
 
 export interface ExportDeps extends ImageWriterDeps {
   readonly push: ImagePusher;
+  /**
+   * Opens an upload to `repository` (`registry/repo`) fed while a layer is compressed, so that a
+   * push overlaps the compression; absent, layers go up with the push after being made.
+   */
+  readonly startLayerUpload?: (repository: string, signal: AbortSignal) => Promise<LayerUpload>;
+}
+
+/** Uploads to every repository the output pushes to; one that cannot start is left to the push. */
+function layerUploadsFor(
+  deps: ExportDeps,
+  names: readonly string[],
+  signal: AbortSignal,
+): LayerUploads | undefined {
+  const start = deps.startLayerUpload;
+  if (!start) return undefined;
+  return async () => {
+    const started = await Promise.all(
+      repositoriesOf(names).map((r) => start(r, signal).catch(() => undefined)),
+    );
+    return started.filter((u): u is LayerUpload => u !== undefined);
+  };
 }
 
 export interface ExportOptions {
@@ -43,28 +67,6 @@ interface ImageOutcome {
   readonly images: readonly WrittenImage[];
 }
 
-function writeOptions(attrs: Readonly<Record<string, string>>, epoch?: number): ImageWriteOptions {
-  const compression = attrs.compression === "uncompressed" ? "uncompressed" : "gzip";
-  if (attrs.compression && !["gzip", "uncompressed"].includes(attrs.compression)) {
-    throw new Error(`compression=${attrs.compression} is not supported: use gzip or uncompressed`);
-  }
-  const manifestAnnotations: Record<string, string> = {};
-  const indexAnnotations: Record<string, string> = {};
-  for (const [k, v] of Object.entries(attrs)) {
-    const m = /^annotation(?:-(index|manifest))?\.(.+)$/.exec(k);
-    if (!m) continue;
-    if (m[1] === "index") indexAnnotations[m[2]!] = v;
-    else manifestAnnotations[m[2]!] = v;
-  }
-  return {
-    compression,
-    ociMediaTypes: attrs["oci-mediatypes"] !== "false",
-    epoch,
-    manifestAnnotations,
-    indexAnnotations,
-  };
-}
-
 /** Manifests per platform, joined into an index when there is more than one. */
 async function buildImage(
   deps: ExportDeps,
@@ -72,10 +74,8 @@ async function buildImage(
   opts: ImageWriteOptions,
 ): Promise<ImageOutcome> {
   const images = await Promise.all(results.map((r) => writeImageManifest(deps, r, opts)));
-  if (images.length === 1) {
-    const { platform: _p, ...root } = images[0]!.manifest;
-    return { root, images };
-  }
+  // A lone manifest is the root, its platform kept on its descriptor as BuildKit keeps it.
+  if (images.length === 1) return { root: images[0]!.manifest, images };
   return { root: await writeImageIndex(deps.store, images, opts), images };
 }
 
@@ -131,14 +131,22 @@ export async function exportOutputs(
   for (const [index, output] of outputs.entries()) {
     switch (output.type) {
       case "image": {
-        const image = await buildImage(deps, results, writeOptions(output.attrs, opts.epoch));
+        if (output.push && output.names.length === 0)
+          throw new Error(
+            "push requested but the image has no name: use -t NAME or --output type=image,name=NAME",
+          );
+        const image = await buildImage(deps, results, {
+          ...imageWriteOptions(output.attrs, { epoch: opts.epoch, defaultOciMediaTypes: true }),
+          layerUploads: output.push ? layerUploadsFor(deps, output.names, opts.signal) : undefined,
+        });
         record(image, output.names);
         if (output.push) {
-          if (output.names.length === 0)
-            throw new Error(
-              "push requested but the image has no name: use -t NAME or --output type=image,name=NAME",
-            );
-          for (const name of output.names) await deps.push(name, image.root, deps.store, opts.signal);
+          if (wantsPushByDigest(output.attrs)) {
+            const repos = await pushByDigest(deps.push, output.names, image.root, deps.store, opts.signal);
+            metadata["image.name"] = repos.join(",");
+          } else {
+            for (const name of output.names) await deps.push(name, image.root, deps.store, opts.signal);
+          }
         }
         break;
       }
@@ -148,7 +156,7 @@ export async function exportOutputs(
         const image = await buildImage(
           deps,
           results,
-          writeOptions(docker ? { "oci-mediatypes": "false", ...output.attrs } : output.attrs, opts.epoch),
+          imageWriteOptions(output.attrs, { epoch: opts.epoch, defaultOciMediaTypes: !docker }),
         );
         record(image, output.names);
         const kind = docker && !output.dest ? "docker-load" : output.tar ? "file" : "unpack-tar";

@@ -13,7 +13,16 @@ import {
   toOciPlatform,
 } from "../oci/spec.js";
 import type { SnapshotId, Snapshotter } from "../snapshot/types.js";
-import { type Compression, type LayerRecord, type LayerRecordStore, layersForChain } from "./layer-blobs.js";
+import {
+  type Compression,
+  compressionOfMediaType,
+  convertLayer,
+  type LayerRecord,
+  type LayerRecordStore,
+  type LayerUploads,
+  layerMediaType,
+  layersForChain,
+} from "./layer-blobs.js";
 
 export interface PlatformResult {
   readonly platform: Platform;
@@ -23,14 +32,29 @@ export interface PlatformResult {
   readonly config: ImageConfig;
 }
 
+/** BuildKit's four places for annotations; manifest ones by platform ("" = every platform). */
+export interface ImageAnnotations {
+  readonly index: Readonly<Record<string, string>>;
+  readonly indexDescriptor: Readonly<Record<string, string>>;
+  readonly manifest: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  readonly manifestDescriptor: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
 export interface ImageWriteOptions {
+  /** For layers made by this export; layers reused as they are keep theirs (unless forced). */
   readonly compression: Compression;
+  readonly compressionLevel?: number;
+  /** Re-encode every layer whose compression differs from `compression` (base image ones too). */
+  readonly forceCompression?: boolean;
   /** OCI media types (default) or Docker schema 2 ones. */
   readonly ociMediaTypes: boolean;
-  /** Seconds since the epoch for every created timestamp (SOURCE_DATE_EPOCH), else now. */
+  /** Seconds since the epoch (SOURCE_DATE_EPOCH): created times after it are clamped to it. */
   readonly epoch?: number;
-  readonly manifestAnnotations?: Readonly<Record<string, string>>;
-  readonly indexAnnotations?: Readonly<Record<string, string>>;
+  /** Clamp file times in the layers this build made to `epoch` too (rewrite-timestamp). */
+  readonly rewriteTimestamp?: boolean;
+  readonly annotations?: ImageAnnotations;
+  /** Where new layer blobs stream as they are made, when the image is pushed (see LayerUpload). */
+  readonly layerUploads?: LayerUploads;
 }
 
 export interface WrittenImage {
@@ -85,41 +109,110 @@ function dropUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
+function isoTime(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** `created` clamped to the epoch, as BuildKit does with SOURCE_DATE_EPOCH (earlier times stay). */
+function clampTime(created: string | undefined, epoch: number | undefined, fallback: string): string {
+  if (created === undefined) return fallback;
+  if (epoch === undefined) return created;
+  const t = Date.parse(created);
+  return Number.isNaN(t) || t > epoch * 1000 ? isoTime(epoch) : created;
+}
+
+/** The platform key annotations use: `linux/arm64/v8` style, as BuildKit formats it. */
+export function annotationPlatformKey(p: Platform): string {
+  const n = normalizePlatform(p);
+  return [n.os, n.architecture, n.variant].filter(Boolean).join("/");
+}
+
+function manifestAnnotationsFor(
+  group: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined,
+  platform: Platform,
+): Record<string, string> {
+  return { ...(group?.[""] ?? {}), ...(group?.[annotationPlatformKey(platform)] ?? {}) };
+}
+
+/**
+ * The layers as the image lists them: forced to the asked compression, and with times clamped
+ * (rewrite-timestamp) from the first layer that is not the base image's own — the base image's
+ * layers are left as they are, as BuildKit leaves them.
+ */
+async function finalLayers(
+  store: ContentStore,
+  layers: readonly LayerRecord[],
+  baseDiffIds: readonly string[],
+  opts: ImageWriteOptions,
+): Promise<LayerRecord[]> {
+  const rewrite = opts.rewriteTimestamp === true && opts.epoch !== undefined;
+  if (!rewrite && !opts.forceCompression) return [...layers];
+  let diverged = false;
+  let nonEmpty = 0;
+  return Promise.all(
+    layers.map((layer) => {
+      if (layer.empty) return layer;
+      const i = nonEmpty++;
+      let immutable = false;
+      if (rewrite && !diverged && i < baseDiffIds.length) {
+        if (baseDiffIds[i] === layer.diffId) immutable = true;
+        else diverged = true;
+      } else diverged = true;
+      const current = compressionOfMediaType(layer.blob.mediaType);
+      const recompress =
+        opts.forceCompression === true && current !== "other" && current !== opts.compression;
+      const clamp = rewrite && !immutable;
+      if (!recompress && !clamp) return layer;
+      return convertLayer(
+        store,
+        layer,
+        {
+          compression: opts.compression,
+          level: opts.compressionLevel,
+          epoch: clamp ? opts.epoch : undefined,
+        },
+        opts.layerUploads,
+      );
+    }),
+  );
+}
+
 export async function writeImageManifest(
   deps: ImageWriterDeps,
   result: PlatformResult,
   opts: ImageWriteOptions,
 ): Promise<WrittenImage> {
-  const created =
-    opts.epoch !== undefined
-      ? new Date(opts.epoch * 1000).toISOString().replace(".000Z", "Z")
-      : new Date().toISOString();
-  const chainLayers = await layersForChain(
-    deps.snapshotter,
+  const created = opts.epoch !== undefined ? isoTime(opts.epoch) : new Date().toISOString();
+  const chainLayers = await finalLayers(
     deps.store,
-    deps.layerRecords,
-    result.snapshot,
-    opts.compression,
+    await layersForChain(
+      deps.snapshotter,
+      deps.store,
+      deps.layerRecords,
+      result.snapshot,
+      opts.compression,
+      opts.compressionLevel,
+      // With a rewrite to come, the layers as built are not what is pushed.
+      opts.rewriteTimestamp && opts.epoch !== undefined ? undefined : opts.layerUploads,
+    ),
+    result.config.rootfs?.diff_ids ?? [],
+    opts,
   );
   const { history, layers } = alignHistory(result.config.history ?? [], chainLayers, created);
   const platform = normalizePlatform(result.platform);
   const config: ImageConfig = {
     ...result.config,
-    created: opts.epoch !== undefined ? created : (result.config.created ?? created),
+    created: clampTime(result.config.created, opts.epoch, created),
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
-    history: opts.epoch !== undefined ? history.map((h) => ({ ...h, created })) : history,
+    history: history.map((h) => ({ ...h, created: clampTime(h.created, opts.epoch, created) })),
   };
   const configBytes = canonicalJson(config);
   const configInfo = await deps.store.writeBytes(configBytes);
-  const layerMediaType = (l: LayerRecord) =>
-    opts.ociMediaTypes
-      ? l.blob.mediaType
-      : l.blob.mediaType === MediaType.OciLayerGzip
-        ? MediaType.DockerLayerGzip
-        : MediaType.DockerLayer;
+  const manifestAnnotations = manifestAnnotationsFor(opts.annotations?.manifest, platform);
+  const descriptorAnnotations = manifestAnnotationsFor(opts.annotations?.manifestDescriptor, platform);
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: opts.ociMediaTypes ? MediaType.OciManifest : MediaType.DockerManifest,
@@ -128,10 +221,12 @@ export async function writeImageManifest(
       digest: configInfo.digest,
       size: configInfo.size,
     },
-    layers: layers.map((l) => ({ mediaType: layerMediaType(l), digest: l.blob.digest, size: l.blob.size })),
-    ...(opts.manifestAnnotations && Object.keys(opts.manifestAnnotations).length
-      ? { annotations: { ...opts.manifestAnnotations } }
-      : {}),
+    layers: layers.map((l) => ({
+      mediaType: layerMediaType(l.blob.mediaType, opts.ociMediaTypes),
+      digest: l.blob.digest,
+      size: l.blob.size,
+    })),
+    ...(Object.keys(manifestAnnotations).length ? { annotations: manifestAnnotations } : {}),
   };
   const manifestInfo = await deps.store.writeBytes(JSON.stringify(manifest));
   return {
@@ -141,6 +236,7 @@ export async function writeImageManifest(
       digest: manifestInfo.digest,
       size: manifestInfo.size,
       platform: toOciPlatform(platform),
+      ...(Object.keys(descriptorAnnotations).length ? { annotations: descriptorAnnotations } : {}),
     },
     config: manifest.config,
     layers: manifest.layers,
@@ -156,10 +252,16 @@ export async function writeImageIndex(
     schemaVersion: 2,
     mediaType: opts.ociMediaTypes ? MediaType.OciIndex : MediaType.DockerManifestList,
     manifests: images.map((i) => i.manifest),
-    ...(opts.indexAnnotations && Object.keys(opts.indexAnnotations).length
-      ? { annotations: { ...opts.indexAnnotations } }
+    ...(opts.annotations && Object.keys(opts.annotations.index).length
+      ? { annotations: { ...opts.annotations.index } }
       : {}),
   };
   const info = await store.writeBytes(JSON.stringify(index));
-  return { mediaType: index.mediaType!, digest: info.digest, size: info.size };
+  const descriptorAnnotations = opts.annotations?.indexDescriptor ?? {};
+  return {
+    mediaType: index.mediaType!,
+    digest: info.digest,
+    size: info.size,
+    ...(Object.keys(descriptorAnnotations).length ? { annotations: { ...descriptorAnnotations } } : {}),
+  };
 }

@@ -1,5 +1,6 @@
 // The registry client an engine holds: one set of connections, TLS settings, credentials and
-// token caches for all registries, with pull and push operations on top.
+// token caches for all registries, with pull and push operations on top. A build whose client
+// lends its own registry credentials gets a client of its own (`forBuild`) on the same connections.
 import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import type { Digest } from "../oci/digest.js";
@@ -28,8 +29,10 @@ import {
   type ImagePushSource,
   type ManifestPushOptions,
   RegistryPusher,
+  type StreamingBlobUpload,
 } from "./push.js";
 import { RegistryHttp, type RepoRef } from "./registry-http.js";
+import { clientFirstCredentials, credentialsFingerprint } from "./session-credentials.js";
 import { RegistryTransport, type RetryPolicy } from "./transport.js";
 
 export interface RegistryClientOptions {
@@ -50,22 +53,53 @@ export interface RegistryClientOptions {
   readonly onEvent?: RegistryEventListener;
 }
 
+/** What a client shares with the clients derived from it for builds (see `forBuild`). */
+interface SharedRegistryState {
+  readonly transport: RegistryTransport;
+  readonly listeners: Set<RegistryEventListener>;
+  /** Registry → credentials (or null: anonymous), set by `setCredentials`. */
+  readonly overrides: Map<string, RegistryCredentials | null>;
+  /** The engine host's own credentials (config.json, helpers), asked once per registry. */
+  readonly hostCredentials: CredentialLookup;
+}
+
 export class RegistryClient {
-  private readonly transport: RegistryTransport;
+  private readonly shared: SharedRegistryState;
+  /** Whether this client owns the connections (false for a build's client from `forBuild`). */
+  private readonly ownsTransport: boolean;
+  private readonly lookup: CredentialLookup;
   private readonly http: RegistryHttp;
   private readonly puller: RegistryPuller;
   private readonly pusher: RegistryPusher;
-  /** Registry → credentials (or null: anonymous), set by `setCredentials`. */
-  private readonly overrides = new Map<string, RegistryCredentials | null>();
-  private readonly listeners = new Set<RegistryEventListener>();
-  private readonly looked = new Map<string, Promise<RegistryCredentials | undefined>>();
 
-  constructor(opts: RegistryClientOptions = {}) {
-    if (opts.onEvent) this.listeners.add(opts.onEvent);
+  /** `buildCredentials` is for `forBuild`; callers give only `opts`. */
+  constructor(
+    opts: RegistryClientOptions = {},
+    buildCredentials?: { readonly parent: RegistryClient; readonly first: CredentialLookup },
+  ) {
+    this.ownsTransport = !buildCredentials;
+    this.shared = buildCredentials?.parent.shared ?? RegistryClient.sharedState(opts);
+    const shared = this.shared;
     const emit: RegistryEventListener = (event) => {
-      for (const l of this.listeners) l(event);
+      for (const l of shared.listeners) l(event);
     };
-    this.transport = new RegistryTransport({
+    const first = buildCredentials
+      ? clientFirstCredentials(buildCredentials.first, shared.hostCredentials)
+      : undefined;
+    this.lookup = async (registry) => {
+      const override = shared.overrides.get(registry);
+      if (override !== undefined) return override ?? undefined;
+      return (first ?? shared.hostCredentials)(registry);
+    };
+    this.http = new RegistryHttp(shared.transport, new RegistryAuthorizer(shared.transport, this.lookup));
+    this.puller = new RegistryPuller(this.http, emit);
+    this.pusher = new RegistryPusher(this.http, emit);
+  }
+
+  private static sharedState(opts: RegistryClientOptions): SharedRegistryState {
+    const listeners = new Set<RegistryEventListener>();
+    if (opts.onEvent) listeners.add(opts.onEvent);
+    const transport = new RegistryTransport({
       insecureRegistries: opts.insecureRegistries,
       certsDirs: opts.certsDirs ?? [DEFAULT_CERTS_DIR],
       userAgent: opts.userAgent ?? "kiln",
@@ -78,29 +112,48 @@ export class RegistryClient {
         } catch {
           // The URL came from a request we made; it parses.
         }
-        emit({ type: "retry", registry, ...n });
+        for (const l of listeners) l({ type: "retry", registry, ...n });
       },
     });
     const fallback =
       opts.credentials ??
       new DockerConfigCredentials(opts.dockerConfigDir ?? defaultDockerConfigDir(), opts.credentialHelperPath)
         .lookup;
-    const lookup: CredentialLookup = async (registry) => {
-      const override = this.overrides.get(registry);
-      if (override !== undefined) return override ?? undefined;
-      // Helpers are programs: ask each once per client, not on every Basic-authenticated request.
-      let found = this.looked.get(registry);
+    // Helpers are programs: ask each once per client, not on every Basic-authenticated request.
+    const looked = new Map<string, Promise<RegistryCredentials | undefined>>();
+    const hostCredentials: CredentialLookup = (registry) => {
+      let found = looked.get(registry);
       if (!found) {
         found = fallback(registry);
-        this.looked.set(registry, found);
-        found.catch(() => this.looked.delete(registry));
+        looked.set(registry, found);
+        found.catch(() => looked.delete(registry));
       }
       return found;
     };
-    this.http = new RegistryHttp(this.transport, new RegistryAuthorizer(this.transport, lookup));
-    const tee: RegistryEventListener = (event) => emit(event);
-    this.puller = new RegistryPuller(this.http, tee);
-    this.pusher = new RegistryPusher(this.http, tee);
+    return { transport, listeners, overrides: new Map(), hostCredentials };
+  }
+
+  /**
+   * A client for one build whose registry credentials come from `clientCredentials` (the build's
+   * session: what the client's own Docker config holds) before this engine host's. It shares this
+   * client's connections, TLS settings, overrides and listeners, but has its own tokens, since
+   * they carry the client's identity. Closing it closes nothing.
+   */
+  forBuild(clientCredentials: CredentialLookup): RegistryClient {
+    return new RegistryClient({}, { parent: this, first: clientCredentials });
+  }
+
+  /**
+   * Who this client is at `registry`, as an opaque in-memory fingerprint (see
+   * credentialsFingerprint): what one identity resolved is not served to another from a cache.
+   * A lookup that fails counts as its own identity here; the operation itself reports the failure.
+   */
+  async credentialsIdentity(registry: string): Promise<string> {
+    try {
+      return credentialsFingerprint(registry, await this.lookup(registry));
+    } catch {
+      return "unavailable";
+    }
   }
 
   /**
@@ -108,14 +161,14 @@ export class RegistryClient {
    * access, `undefined` removes the override. Takes effect for tokens fetched from now on.
    */
   setCredentials(registry: string, creds: RegistryCredentials | null | undefined): void {
-    if (creds === undefined) this.overrides.delete(registry);
-    else this.overrides.set(registry, creds);
+    if (creds === undefined) this.shared.overrides.delete(registry);
+    else this.shared.overrides.set(registry, creds);
   }
 
-  /** Adds a listener for all events; returns a function that removes it. */
+  /** Adds a listener for all events (of this client and those sharing its connections); returns a function that removes it. */
   subscribe(listener: (event: RegistryEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.shared.listeners.add(listener);
+    return () => this.shared.listeners.delete(listener);
   }
 
   resolve(ref: ImageRef): Promise<Descriptor> {
@@ -152,6 +205,11 @@ export class RegistryClient {
     return this.pusher.pushBlob(ref, desc, openStream, opts);
   }
 
+  /** An upload fed as the blob is made (see RegistryPusher.startStreamingUpload). */
+  startStreamingUpload(ref: RepoRef): Promise<StreamingBlobUpload> {
+    return this.pusher.startStreamingUpload(ref);
+  }
+
   pushManifest(ref: ImageRef, bytes: Buffer, mediaType: string, opts?: ManifestPushOptions): Promise<Digest> {
     return this.pusher.pushManifest(ref, bytes, mediaType, opts);
   }
@@ -160,8 +218,8 @@ export class RegistryClient {
     return this.pusher.pushImage(ref, source, opts);
   }
 
-  /** Closes idle connections; the client must not be used afterwards. */
+  /** Closes idle connections; the client (and those from `forBuild`) must not be used afterwards. */
   close(): void {
-    this.transport.close();
+    if (this.ownsTransport) this.shared.transport.close();
   }
 }

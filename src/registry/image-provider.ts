@@ -1,8 +1,10 @@
 // Base images from a registry behind the engine's ImageProvider interface (`FROM name:tag`).
+import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import { formatImageRef, parseImageRef, withDigest } from "../oci/image-ref.js";
 import type { Platform } from "../oci/platform.js";
 import type { Descriptor } from "../oci/spec.js";
+import { teeIntoStore } from "../source/blob-tee.js";
 import type { ImageProvider, ResolvedImage } from "../source/image-provider.js";
 import type { RegistryClient } from "./client.js";
 
@@ -27,5 +29,16 @@ export class RegistryImageProvider implements ImageProvider {
 
   async fetchBlob(ref: string, desc: Descriptor, store: ContentStore): Promise<void> {
     await this.client.pullBlobToStore(store, parseImageRef(ref), desc);
+  }
+
+  async fetchBlobStreaming(
+    ref: string,
+    desc: Descriptor,
+    store: ContentStore,
+    consume: (bytes: Readable) => Promise<void>,
+  ): Promise<void> {
+    if (await store.has(desc.digest)) return consume(store.read(desc.digest));
+    const stream = await this.client.fetchBlob(parseImageRef(ref), desc);
+    await teeIntoStore(stream, store, desc, consume);
   }
 }

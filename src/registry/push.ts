@@ -1,7 +1,7 @@
 // Writing to a registry: blobs (existence check, cross-repository mount, monolithic or chunked
 // upload), manifests by tag or digest, and whole images from a content store in dependency order.
 import { createHash } from "node:crypto";
-import { type Readable, Transform } from "node:stream";
+import { PassThrough, type Readable, Transform, type Writable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import { type Digest, digestAlgorithm } from "../oci/digest.js";
 import { formatImageRef, type ImageRef } from "../oci/image-ref.js";
@@ -54,11 +54,91 @@ export interface ImagePushOptions extends Omit<BlobPushOptions, "onEvent"> {
   readonly onEvent?: RegistryEventListener;
 }
 
+/**
+ * A blob upload fed while the blob is being made, before its digest is known (Docker pushes a
+ * layer while compressing it the same way): one streamed PATCH, then a PUT naming the digest.
+ */
+export interface StreamingBlobUpload {
+  /** The blob's bytes, in order; end it when they are all written. */
+  readonly stream: Writable;
+  /** Completes the upload as `desc` once `stream` has ended; the registry checks the digest. */
+  commit(desc: Descriptor): Promise<void>;
+  /** Gives the upload up (the registry drops it in time). */
+  abort(reason?: Error): void;
+}
+
 export class RegistryPusher {
   constructor(
     private readonly http: RegistryHttp,
     private readonly emit: RegistryEventListener,
   ) {}
+
+  /**
+   * Opens an upload to `ref` whose bytes come through a stream. A streamed body cannot be sent
+   * twice, so a failure is final: the caller then pushes the blob the ordinary way.
+   */
+  async startStreamingUpload(
+    ref: RepoRef,
+    opts: { onEvent?: RegistryEventListener } = {},
+  ): Promise<StreamingBlobUpload> {
+    const emit = bothListeners(this.emit, opts.onEvent);
+    const repo = `${ref.registry}/${ref.repository}`;
+    const what = `streamed blob upload to ${repo}`;
+    const scopes = [pushScope(ref.repository)];
+    const started = await this.http.call(ref.registry, {
+      method: "POST",
+      target: `/v2/${ref.repository}/blobs/uploads/`,
+      scopes,
+      what,
+      accept: [202],
+    });
+    drain(started.body);
+    const url = locationOf(started, ref.registry, what);
+    const body = new PassThrough();
+    let sent = false;
+    const patched = this.http.call(ref.registry, {
+      method: "PATCH",
+      target: url,
+      headers: { "content-type": "application/octet-stream" },
+      body: () => {
+        if (sent) throw new RegistryError(`${what}: the registry asked for the bytes again`, ref.registry);
+        sent = true;
+        return body;
+      },
+      scopes,
+      what,
+      accept: [202],
+    });
+    // Awaited by commit; a failure before then must not count as unhandled.
+    patched.catch(() => {});
+    return {
+      stream: body,
+      abort: (reason) => body.destroy(reason ?? new Error(`${what} given up`)),
+      commit: async (desc) => {
+        const res = await patched;
+        drain(res.body);
+        const put = locationOf(res, ref.registry, what);
+        put.searchParams.set("digest", desc.digest);
+        const done = await this.http.call(ref.registry, {
+          method: "PUT",
+          target: put,
+          scopes,
+          what: `blob ${desc.digest} of ${repo}`,
+          accept: [201, 204],
+        });
+        drain(done.body);
+        const stored = done.headers["docker-content-digest"];
+        if (typeof stored === "string" && stored !== desc.digest) {
+          throw new RegistryDigestMismatchError(
+            `registry ${ref.registry} stored blob ${desc.digest} of ${repo} under digest ${stored}`,
+            ref.registry,
+            desc.digest,
+          );
+        }
+        emit({ type: "blob-pushed", ref: repo, digest: desc.digest, size: desc.size });
+      },
+    };
+  }
 
   async pushBlob(
     ref: RepoRef,

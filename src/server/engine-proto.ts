@@ -113,6 +113,15 @@ export interface WireSessionInfo {
   id: string;
   sharedKeys: Record<string, string>;
   sshIds: string[];
+  /** Whether the client answers credentialsRequest (false from clients that predate it). */
+  registryCredentials?: boolean;
+}
+
+/** A registry login on the wire; its fields are proto3 `optional`, so an empty password stays a password. */
+export interface WireRegistryCredentials {
+  username?: string;
+  secret?: string;
+  identityToken?: string;
 }
 
 export interface WireFileStat {
@@ -157,6 +166,7 @@ export interface WireSessionReply {
   found?: boolean;
   data?: Buffer;
   error?: string;
+  credentials?: WireRegistryCredentials | null;
 }
 
 export interface WireStreamData {
@@ -259,7 +269,8 @@ export type BuildServerMessage =
   | { kind?: "exportOpen"; exportOpen: WireExportOpen }
   | { kind?: "exportData"; exportData: WireStreamData }
   | { kind?: "callCancel"; callCancel: { call: number } }
-  | { kind?: "result"; result: WireBuildResult };
+  | { kind?: "result"; result: WireBuildResult }
+  | { kind?: "credentialsRequest"; credentialsRequest: { call: number; host: string } };
 
 /** One side's way to put messages on a build stream; `send` returns false when the caller should wait for `drained`. */
 export interface MessageSink<T> {

@@ -1,13 +1,16 @@
 // The client side of a session carried over a build stream: answers the engine's requests with the
-// client's own BuildSession (its directories, secrets, SSH agents and output destinations), and
-// describes up front what the engine must know without asking (directory keys, SSH ids).
+// client's own BuildSession (its directories, secrets, SSH agents, registry credentials and output
+// destinations), and describes up front what the engine must know without asking (directory keys,
+// SSH ids, whether it answers for registry credentials).
 import type { Duplex, Writable } from "node:stream";
 import type { BuildRequest } from "../client/build-request.js";
+import type { RegistryCredentials } from "../registry/credentials.js";
 import type {
   BuildClientMessage,
   BuildServerMessage,
   MessageSink,
   WireExportOpen,
+  WireRegistryCredentials,
   WireSessionInfo,
   WireStreamData,
   WireSyncRequest,
@@ -29,7 +32,17 @@ export function describeSession(session: BuildSession, request: BuildRequest): W
     id: session.id,
     sharedKeys,
     sshIds: request.ssh.map((s) => s.id).filter((id) => session.hasSsh(id)),
+    registryCredentials: session.registryCredentials !== undefined,
   };
+}
+
+/** Credentials as the wire carries them: only the fields that are set. */
+export function credentialsToWire(creds: RegistryCredentials): WireRegistryCredentials {
+  const wire: WireRegistryCredentials = {};
+  if (creds.username !== undefined) wire.username = creds.username;
+  if (creds.password !== undefined) wire.secret = creds.password;
+  if (creds.identityToken !== undefined) wire.identityToken = creds.identityToken;
+  return wire;
 }
 
 function message(err: unknown): string {
@@ -52,6 +65,8 @@ export class SessionResponder {
     if ("syncRequest" in msg) this.startSync(msg.syncRequest);
     else if ("syncNeed" in msg) this.sendSyncFiles(msg.syncNeed.call, msg.syncNeed.indexes ?? []);
     else if ("secretRequest" in msg) this.answerSecret(msg.secretRequest.call, msg.secretRequest.id);
+    else if ("credentialsRequest" in msg)
+      this.answerCredentials(msg.credentialsRequest.call, msg.credentialsRequest.host);
     else if ("sshOpen" in msg) this.openSsh(msg.sshOpen.stream, msg.sshOpen.id);
     else if ("sshData" in msg) this.onSshData(msg.sshData);
     else if ("exportOpen" in msg) this.openExport(msg.exportOpen);
@@ -108,6 +123,24 @@ export class SessionResponder {
           reply: value === undefined ? { call, found: false } : { call, found: true, data: value },
         }),
       (err) => this.replyError(call, `secret ${id}: ${message(err)}`),
+    );
+  }
+
+  private answerCredentials(call: number, host: string): void {
+    const lookup = this.session.registryCredentials?.bind(this.session);
+    if (!lookup) {
+      this.send({ reply: { call, found: false } });
+      return;
+    }
+    lookup(host).then(
+      (creds) =>
+        this.send({
+          reply: creds
+            ? { call, found: true, credentials: credentialsToWire(creds) }
+            : { call, found: false },
+        }),
+      // The message names the registry and the helper, never a secret.
+      (err) => this.replyError(call, `registry credentials for ${host}: ${message(err)}`),
     );
   }
 

@@ -1,11 +1,14 @@
 // The engine's view of a session whose client is at the other end of a build stream: each
 // BuildSession call becomes a numbered request to the client, and the client's messages for it
 // are routed back here. Syncs, SSH agent connections and exports are multiplexed by number.
+// Registry credentials are asked for only when the client said it answers for them.
 import { createHash } from "node:crypto";
 import { Duplex, Writable } from "node:stream";
+import type { RegistryCredentials } from "../registry/credentials.js";
 import type {
   BuildClientMessage,
   BuildServerMessage,
+  WireRegistryCredentials,
   WireSessionInfo,
   WireSessionReply,
   WireStreamData,
@@ -92,12 +95,23 @@ interface OpenExport {
   rejectDone(err: Error): void;
 }
 
+/** The wire's credentials as the registry client takes them; undefined when they name no one. */
+export function credentialsFromWire(wire: WireRegistryCredentials): RegistryCredentials | undefined {
+  const username = wire.username ?? undefined;
+  const password = wire.secret ?? undefined;
+  const identityToken = wire.identityToken || undefined;
+  if (identityToken) return { ...(username ? { username } : {}), identityToken };
+  if (!username && password === undefined) return undefined;
+  return { username, password };
+}
+
 export class RemoteSession implements BuildSession {
   readonly id: string;
   private nextCall = 1;
   private closedWith?: Error;
   private readonly sharedKeys: Readonly<Record<string, string>>;
   private readonly sshIds: ReadonlySet<string>;
+  private readonly answersCredentials: boolean;
   private readonly replies = new Map<number, PendingReply>();
   private readonly syncs = new Map<number, SyncReceiver>();
   private readonly sshStreams = new Map<number, Duplex>();
@@ -110,6 +124,7 @@ export class RemoteSession implements BuildSession {
     this.id = info.id;
     this.sharedKeys = info.sharedKeys ?? {};
     this.sshIds = new Set(info.sshIds ?? []);
+    this.answersCredentials = info.registryCredentials === true;
   }
 
   sharedKey(name: string): string {
@@ -152,6 +167,16 @@ export class RemoteSession implements BuildSession {
     this.channel.send({ secretRequest: { call, id } });
     const r = await reply;
     return r.found ? Buffer.from(r.data ?? []) : undefined;
+  }
+
+  async registryCredentials(host: string): Promise<RegistryCredentials | undefined> {
+    // A client that predates the question would never answer it.
+    if (!this.answersCredentials) return undefined;
+    const call = this.nextCall++;
+    const reply = this.awaitReply(call);
+    this.channel.send({ credentialsRequest: { call, host } });
+    const r = await reply;
+    return r.found && r.credentials ? credentialsFromWire(r.credentials) : undefined;
   }
 
   async openSshAgent(id: string): Promise<Duplex | undefined> {

@@ -1,16 +1,18 @@
 // The client side of a session for a client and engine on one machine (the embedded builder, and
-// the client end of a remote session): local directories, secrets, SSH agents, outputs to disk.
+// the client end of a remote session): local directories, secrets, SSH agents, registry
+// credentials from the client's Docker config, outputs to disk.
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { connect } from "node:net";
-import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
+import { homedir, hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { type Duplex, PassThrough, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extractTarToDir } from "../archive/extract-dir.js";
 import type { BuildRequest } from "../client/build-request.js";
+import { DockerConfigCredentials, type RegistryCredentials } from "../registry/credentials.js";
 import { type SyncOptions, type SyncStats, syncLocalContext } from "../source/local-sync.js";
 import { type BuildSession, CONTEXT_LOCAL_NAME, type ExportTarget, namedContextLocalName } from "./types.js";
 
@@ -21,12 +23,15 @@ export interface LocalSessionOptions {
   readonly stdout?: NodeJS.WritableStream;
   /** The Docker daemon socket for `--load` (default /var/run/docker.sock or DOCKER_HOST=unix://…). */
   readonly dockerSocket?: string;
+  /** The Docker config directory whose credentials registries get (default: $DOCKER_CONFIG, else ~/.docker). */
+  readonly dockerConfigDir?: string;
 }
 
 export class LocalSession implements BuildSession {
   readonly id = randomUUID();
   private readonly dirs = new Map<string, string>();
   private readonly env: NodeJS.ProcessEnv;
+  private credentials?: DockerConfigCredentials;
 
   constructor(private readonly opts: LocalSessionOptions) {
     this.env = opts.env ?? process.env;
@@ -80,6 +85,15 @@ export class LocalSession implements BuildSession {
     const socket = spec.paths[0] ?? this.env.SSH_AUTH_SOCK;
     if (!socket) throw new Error(`--ssh ${id}: no agent socket given and SSH_AUTH_SOCK is not set`);
     return connect(socket);
+  }
+
+  registryCredentials(host: string): Promise<RegistryCredentials | undefined> {
+    // The client's own Docker config, as `docker login` left it (auths, credsStore, credHelpers).
+    this.credentials ??= new DockerConfigCredentials(
+      this.opts.dockerConfigDir ?? (this.env.DOCKER_CONFIG || join(this.env.HOME || homedir(), ".docker")),
+      this.env.PATH,
+    );
+    return this.credentials.lookup(host);
   }
 
   async openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }> {

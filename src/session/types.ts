@@ -1,7 +1,9 @@
 // The session: what only the client has and the engine asks for during a build — local
-// directories (synced incrementally), secrets, SSH agents — and where client-side outputs go.
+// directories (synced incrementally), secrets, SSH agents, registry credentials — and where
+// client-side outputs go.
 // In-process builds use a direct implementation; remote builds carry it over the engine API.
 import type { Duplex, Writable } from "node:stream";
+import type { RegistryCredentials } from "../registry/credentials.js";
 import type { SyncOptions, SyncStats } from "../source/local-sync.js";
 
 /** Names of the session's local directories: the build context, and named local contexts. */
@@ -38,6 +40,13 @@ export interface BuildSession {
   openSshAgent(id: string): Promise<Duplex | undefined>;
   /** Whether the client has an SSH agent or keys for `id`. */
   hasSsh(id: string): boolean;
+  /**
+   * The client's credentials for a registry (`host[:port]`, `docker.io` for Docker Hub), as
+   * Buildx's session auth provider answers them from the client's Docker config; undefined when
+   * the client has none. The engine uses them for this build's pulls and pushes before its own.
+   * Absent when the client cannot answer (the engine then uses only its own credentials).
+   */
+  registryCredentials?(host: string): Promise<RegistryCredentials | undefined>;
   /** A stream to the client for a client-side output; resolves when the client has stored it all. */
   openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }>;
 }

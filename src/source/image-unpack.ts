@@ -1,10 +1,13 @@
 // Unpacks an image's layers into snapshots once per layer chain, shared by every build on the
 // engine, and remembers each snapshot's original blob so exports reuse it instead of re-compressing.
+// A registry's layer is unpacked while it downloads.
+
+import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import type { LayerRecordStore } from "../exporter/layer-blobs.js";
 import { type Digest, sha256Digest } from "../oci/digest.js";
 import type { Descriptor } from "../oci/spec.js";
-import type { SnapshotId, Snapshotter } from "../snapshot/types.js";
+import type { SnapshotId, SnapshotInfo, Snapshotter } from "../snapshot/types.js";
 import type { ImageProvider, ResolvedImage } from "./image-provider.js";
 import { decompressedLayer } from "./layer-stream.js";
 
@@ -86,12 +89,27 @@ export class ImageUnpacker {
     const desc = image.manifest.layers[i]!;
     const diffId = image.config.rootfs.diff_ids[i]!;
     onLayer?.(desc, false);
-    await provider.fetchBlob(image.pinnedRef, desc, store);
-    const { stream, diffDigest } = decompressedLayer(store.read(desc.digest));
-    const info = await snapshotter.applyLayer(parent, stream);
-    const actual = await diffDigest;
-    if (actual !== diffId) {
-      await snapshotter.remove(info.id);
+    let info: SnapshotInfo | undefined;
+    let actual: Digest | undefined;
+    const apply = async (blob: Readable) => {
+      const { stream, diffDigest } = decompressedLayer(blob);
+      info = await snapshotter.applyLayer(parent, stream);
+      actual = await diffDigest;
+    };
+    try {
+      if (provider.fetchBlobStreaming) {
+        // Unpacked while it downloads; kept only once the whole blob has matched its digest.
+        await provider.fetchBlobStreaming(image.pinnedRef, desc, store, apply);
+      } else {
+        await provider.fetchBlob(image.pinnedRef, desc, store);
+        await apply(store.read(desc.digest));
+      }
+    } catch (err) {
+      if (info) await snapshotter.remove(info.id).catch(() => {});
+      throw err;
+    }
+    if (!info || actual !== diffId) {
+      if (info) await snapshotter.remove(info.id);
       throw new Error(
         `image ${image.pinnedRef}: layer ${desc.digest} unpacks to ${actual}, but the config says ${diffId}`,
       );

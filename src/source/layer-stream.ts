@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
+import { GUNZIP_CHUNK_SIZE } from "../archive/compression.js";
 import type { Digest } from "../oci/digest.js";
 
 export function decompressedLayer(blob: Readable): { stream: Readable; diffDigest: Promise<Digest> } {
@@ -27,7 +28,7 @@ export function decompressedLayer(blob: Readable): { stream: Readable; diffDiges
     const head: Buffer | null = blob.read(2) ?? blob.read();
     if (head) blob.unshift(head);
     const gz = head !== null && head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
-    const plain: Readable = gz ? blob.pipe(createGunzip()) : blob;
+    const plain: Readable = gz ? blob.pipe(createGunzip({ chunkSize: GUNZIP_CHUNK_SIZE })) : blob;
     if (gz) plain.once("error", fail);
     plain.on("data", (chunk: Buffer) => {
       hash.update(chunk);

@@ -1,7 +1,7 @@
 // Which platforms this host runs: natively (with amd64 micro-architecture levels) and under emulation,
 // found by running a tiny static program per architecture, as BuildKit's binfmt probe does.
 import { execFile } from "node:child_process";
-import { access, chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { hostPlatform, type Platform, samePlatform } from "../../oci/platform.js";
@@ -181,17 +181,14 @@ export async function nativePlatforms(): Promise<Platform[]> {
 
 /**
  * The non-native platforms whose programs actually run here: through QEMU registered with binfmt_misc,
- * or the kernel's 32-bit compatibility mode (386 on amd64, arm on arm64). Without binfmt_misc mounted,
- * only the latter can show up.
+ * or the kernel's 32-bit compatibility mode (386 on amd64, arm on arm64). A probe that ran is the
+ * evidence: an engine in a container has no binfmt_misc mounted, yet the host's handlers registered
+ * with the F flag (QEMU's interpreter opened at registration) run its programs all the same.
  */
 export async function probeEmulatedPlatforms(): Promise<Platform[]> {
   const host = hostPlatform();
   const dir = await mkdtemp(path.join(tmpdir(), "kiln-probe-"));
   try {
-    const binfmt = await access("/proc/sys/fs/binfmt_misc/status").then(
-      () => true,
-      () => false,
-    );
     const found = await Promise.all(
       PROBE_TARGETS.map(async (t, i) => {
         if (samePlatform(t.platform, host)) return undefined;
@@ -202,12 +199,7 @@ export async function probeEmulatedPlatforms(): Promise<Platform[]> {
         return ok ? t.platform : undefined;
       }),
     );
-    const platforms = found.filter((p): p is Platform => p !== undefined);
-    if (!binfmt) {
-      // Only the kernel's own compat modes can work then; anything else ran by coincidence we cannot explain.
-      return platforms.filter((p) => ["386", "arm"].includes(p.architecture));
-    }
-    return platforms;
+    return found.filter((p): p is Platform => p !== undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

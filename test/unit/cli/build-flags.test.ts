@@ -78,6 +78,15 @@ describe("kiln build flags", () => {
     assert.deepEqual(parseBuildArgs(["A=1", "B", "C"], { B: "from-env" }), { A: "1", B: "from-env" });
   });
 
+  it("passes the client's SOURCE_DATE_EPOCH on as a build argument unless --build-arg sets it", () => {
+    assert.deepEqual(parseBuildArgs([], { SOURCE_DATE_EPOCH: "1700000000" }), {
+      SOURCE_DATE_EPOCH: "1700000000",
+    });
+    assert.deepEqual(parseBuildArgs(["SOURCE_DATE_EPOCH=5"], { SOURCE_DATE_EPOCH: "1700000000" }), {
+      SOURCE_DATE_EPOCH: "5",
+    });
+  });
+
   it("recognises every --build-context form", () => {
     assert.deepEqual(parseBuildContext("base=docker-image://alpine:3"), [
       "base",

@@ -1,0 +1,60 @@
+// One download feeding two readers at the pace of the slower: the content store (which checks the
+// digest) and whatever unpacks the blob meanwhile.
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import type { ContentStore } from "../content/types.js";
+import type { Descriptor } from "../oci/spec.js";
+
+/** Resolves once `w` can take more, or is gone (destroyed by its reader's failure). */
+function drained(w: Writable): Promise<void> {
+  if (w.destroyed || !w.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off("drain", done);
+      w.off("close", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+  });
+}
+
+/**
+ * Writes `source` (the blob `desc`) into `store` and into `consume` at once. Rejects with the first
+ * failure of the three; the store keeps the blob only when every byte matched the digest.
+ */
+export async function teeIntoStore(
+  source: Readable,
+  store: ContentStore,
+  desc: Descriptor,
+  consume: (bytes: Readable) => Promise<void>,
+): Promise<void> {
+  const toStore = new PassThrough({ highWaterMark: 4 << 20 });
+  const toConsumer = new PassThrough({ highWaterMark: 4 << 20 });
+  const sinks = [toStore, toConsumer];
+  const pump = (async () => {
+    try {
+      for await (const chunk of source) {
+        for (const s of sinks) if (!s.destroyed) s.write(chunk);
+        await Promise.all(sinks.map(drained));
+        if (sinks.every((s) => s.destroyed)) break;
+      }
+      for (const s of sinks) s.end();
+    } catch (err) {
+      for (const s of sinks) s.destroy(err as Error);
+      throw err;
+    }
+  })();
+  const fail = (err: unknown) => {
+    source.destroy();
+    for (const s of sinks) s.destroy(err as Error);
+    throw err;
+  };
+  const settled = await Promise.allSettled([
+    pump,
+    store.write(toStore, { expected: desc.digest, expectedSize: desc.size }).catch(fail),
+    // A reader done before the end (a tar's end-of-archive blocks) must not stall the store's copy.
+    consume(toConsumer).then(() => void toConsumer.resume(), fail),
+  ]);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
