@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Push and pull of a 200 MB incompressible layer (../shared/bench/cases/biglayer), Kiln against
 # dockerd 20.10 (its BuildKit builds the image, `docker push` / `docker pull` move it), to and from
-# the test world's plain registry, in the same run. Prints the median of RUNS runs of each and the
-# ratio Kiln/Docker (targets: push ≤ 0.5, pull ≤ 0.7).
+# a plain registry of the bench's own on loopback (the test world's docker-registry binary, its
+# storage in a temp dir removed at the end: each run pushes 400 MB), in the same run. Prints the
+# median of RUNS runs of each and the ratio Kiln/Docker (targets: push ≤ 0.5, pull ≤ 0.7).
 #
 #   push: Kiln — the layer is built first (untimed, --no-cache so it is new), then
 #         `kiln build --push` is timed: every step is cached, so the time is the layer's export
@@ -14,7 +15,8 @@
 #         removed from dockerd (untimed), then `docker pull` is timed.
 #
 # Needs the test world (test/world/up) and a built Kiln (npm run build; KILN_BIN=path to run another).
-# Usage: bench/push-pull.sh   (RUNS=5 by default; KILN_BENCH_CASES to use other cases)
+# Usage: bench/push-pull.sh   (RUNS=5 by default; KILN_BENCH_CASES to use other cases;
+#        KILN_BENCH_REGISTRY_PORT=5099 by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -23,12 +25,26 @@ RUNS=${RUNS:-5}
 # shellcheck disable=SC1091
 . "$repo/test/world/env"
 case_dir="$cases_dir/biglayer"
-reg=$KILN_TEST_REGISTRY
 kiln=${KILN_BIN:-$repo/bin/kiln}
 docker=/usr/bin/docker
 work=$(mktemp -d)
 stamp=$(date +%s)
-trap 'rm -rf "$work"' EXIT
+regpid=""
+trap '[ -z "$regpid" ] || kill "$regpid" 2>/dev/null; rm -rf "$work"' EXIT
+
+# The bench's registry: loopback, plain HTTP (dockerd and Kiln both take loopback as insecure).
+reg=127.0.0.1:${KILN_BENCH_REGISTRY_PORT:-5099}
+if curl -s -o /dev/null "http://$reg/v2/"; then
+  echo "push-pull: something already answers on $reg; set KILN_BENCH_REGISTRY_PORT" >&2
+  exit 2
+fi
+mkdir -p "$work/registry"
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+  "$work/registry/data" "$reg" >"$work/registry/config.yml"
+docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
+regpid=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://$reg/v2/" && break; sleep 0.1; done
+curl -sf -o /dev/null "http://$reg/v2/" || { cat "$work/registry/log" >&2; exit 1; }
 busybox_ctx="--build-context busybox=docker-image://$KILN_TEST_BUSYBOX"
 
 now() { date +%s.%N; }

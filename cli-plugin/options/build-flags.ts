@@ -208,8 +208,43 @@ export function parseAddHost(value: string): { host: string; ip: string } {
   return { host: m[1]!, ip: m[2]! };
 }
 
-/** Applies Buildx's rules for `--push`, `--load` and `-t` to the list of outputs. */
+const ANNOTATION_TYPES = ["index", "index-descriptor", "manifest", "manifest-descriptor"];
+
+/**
+ * `--annotation [TYPE[PLATFORM]:]KEY=VALUE` as Buildx reads it, as the exporter attribute it
+ * becomes: `annotation.KEY`, `annotation-TYPE.KEY` or `annotation-TYPE[PLATFORM].KEY`.
+ */
+export function parseAnnotationFlag(value: string): [string, string] {
+  const eq = value.indexOf("=");
+  if (eq < 0) throw new UsageError(`invalid annotation ${JSON.stringify(value)}, expected key=value`);
+  const m = /^(?:([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?:)?(\S+)$/.exec(value.slice(0, eq));
+  if (!m)
+    throw new UsageError(
+      `invalid annotation format, expected <type>:<key>=<value>, got ${JSON.stringify(value)}`,
+    );
+  const [, type, platform, key] = m;
+  if (type && !ANNOTATION_TYPES.includes(type))
+    throw new UsageError(
+      `unknown annotation type ${JSON.stringify(type)}: use ${ANNOTATION_TYPES.join(", ")}`,
+    );
+  if (platform) {
+    try {
+      parsePlatform(platform);
+    } catch (err) {
+      throw new UsageError(
+        `invalid platform ${JSON.stringify(platform)} in --annotation: ${(err as Error).message}`,
+      );
+    }
+  }
+  let attr = "annotation";
+  if (type) attr += `-${type}`;
+  if (platform && (type === "manifest" || type === "manifest-descriptor")) attr += `[${platform}]`;
+  return [`${attr}.${key}`, value.slice(eq + 1)];
+}
+
+/** Applies Buildx's rules for `--push`, `--load`, `-t` and `--annotation` to the list of outputs. */
 export function resolveOutputs(raw: RawBuildFlags): OutputSpec[] {
+  const annotations = Object.fromEntries((raw.annotation ?? []).map(parseAnnotationFlag));
   let outputs = raw.output.map(parseOutput);
   if (raw.push) {
     let pushed = false;
@@ -223,10 +258,14 @@ export function resolveOutputs(raw: RawBuildFlags): OutputSpec[] {
     if (!pushed) outputs.push({ type: "image", names: [], push: true, attrs: {} });
   }
   if (raw.load) outputs.push({ type: "docker", tar: true, names: [], attrs: {} });
-  // -t names every image-like output that has no name of its own.
+  // -t names every image-like output that has no name of its own; --annotation goes to each.
   return outputs.map((o) =>
-    (o.type === "image" || o.type === "oci" || o.type === "docker") && o.names.length === 0
-      ? { ...o, names: [...raw.tag] }
+    o.type === "image" || o.type === "oci" || o.type === "docker"
+      ? {
+          ...o,
+          names: o.names.length === 0 ? [...raw.tag] : o.names,
+          attrs: { ...o.attrs, ...annotations },
+        }
       : o,
   );
 }

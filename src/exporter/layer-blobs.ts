@@ -1,5 +1,7 @@
 // Turns a snapshot chain into image layers: each snapshot's diff over its parent becomes one
-// compressed blob in the content store, remembered per snapshot so it is made only once.
+// compressed blob in the content store, remembered per snapshot so it is made only once (and, when
+// the image is pushed, streamed to the registry while it is made). Layers are re-encoded on demand
+// for force-compression and rewrite-timestamp.
 import { createHash } from "node:crypto";
 import { PassThrough, type Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -257,6 +259,7 @@ export interface LayerConversion {
  * blobs themselves are checked for, as garbage collection may have taken them since).
  */
 const conversions = new Map<string, LayerRecord>();
+const MAX_REMEMBERED_CONVERSIONS = 4096;
 
 /**
  * The layer re-encoded: decompressed, its times clamped when asked, compressed as asked. The diff
@@ -290,6 +293,8 @@ export async function convertLayer(
     pipeline(stages as [Readable, ...NodeJS.WritableStream[]]),
   ]);
   const record: LayerRecord = { diffId: digester.digest(), blob, empty: layer.empty };
+  // A daemon lives long: forget the oldest conversions rather than grow without end.
+  if (conversions.size >= MAX_REMEMBERED_CONVERSIONS) conversions.delete(conversions.keys().next().value!);
   conversions.set(key, record);
   return record;
 }

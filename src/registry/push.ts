@@ -95,6 +95,8 @@ export class RegistryPusher {
     drain(started.body);
     const url = locationOf(started, ref.registry, what);
     const body = new PassThrough();
+    // Its failures reach the writer through `destroyed` and commit's rejection.
+    body.on("error", () => {});
     let sent = false;
     const patched = this.http.call(ref.registry, {
       method: "PATCH",

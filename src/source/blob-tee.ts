@@ -31,6 +31,15 @@ export async function teeIntoStore(
   const toStore = new PassThrough({ highWaterMark: 4 << 20 });
   const toConsumer = new PassThrough({ highWaterMark: 4 << 20 });
   const sinks = [toStore, toConsumer];
+  // Failures are reported by the three promises below, not by events.
+  for (const s of [source, ...sinks]) s.on("error", () => {});
+  let consumerDone = false;
+  /** Stops both copies. A reader already done (the digest is found wrong only at the end, after
+   * the unpacking) is not handed the error: whatever it piped on to has no one listening now. */
+  const stop = (err: unknown) => {
+    toStore.destroy(err as Error);
+    toConsumer.destroy(consumerDone ? undefined : (err as Error));
+  };
   const pump = (async () => {
     try {
       for await (const chunk of source) {
@@ -40,20 +49,23 @@ export async function teeIntoStore(
       }
       for (const s of sinks) s.end();
     } catch (err) {
-      for (const s of sinks) s.destroy(err as Error);
+      stop(err);
       throw err;
     }
   })();
   const fail = (err: unknown) => {
     source.destroy();
-    for (const s of sinks) s.destroy(err as Error);
+    stop(err);
     throw err;
   };
   const settled = await Promise.allSettled([
     pump,
     store.write(toStore, { expected: desc.digest, expectedSize: desc.size }).catch(fail),
-    // A reader done before the end (a tar's end-of-archive blocks) must not stall the store's copy.
-    consume(toConsumer).then(() => void toConsumer.resume(), fail),
+    consume(toConsumer).then(() => {
+      consumerDone = true;
+      // A reader done before the end (a tar's end-of-archive blocks) must not stall the store's copy.
+      toConsumer.resume();
+    }, fail),
   ]);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;

@@ -8,6 +8,9 @@ import type { Digest } from "../oci/digest.js";
 
 export function decompressedLayer(blob: Readable): { stream: Readable; diffDigest: Promise<Digest> } {
   const out = new PassThrough();
+  // A failure after the reader is done (a blob found wrong at its very end, while unpacked as it
+  // downloads) reaches the caller through diffDigest; it must not also be an unheard 'error'.
+  out.on("error", () => {});
   const hash = createHash("sha256");
   let resolveDigest!: (d: Digest) => void;
   let rejectDigest!: (e: Error) => void;

@@ -3,6 +3,7 @@ import { UsageError } from "../../../cli-plugin/errors.js";
 import {
   emptyRawFlags,
   parseAddHost,
+  parseAnnotationFlag,
   parseBuildArgs,
   parseBuildContext,
   parseBuildFlags,
@@ -54,6 +55,37 @@ describe("kiln build flags", () => {
     const outs = resolveOutputs(raw({ load: true, tag: ["app:dev"] }));
     assert.equal(outs.length, 1);
     assert.ok(outs[0]!.type === "docker" && outs[0]!.names[0] === "app:dev" && outs[0]!.dest === undefined);
+  });
+
+  it("turns --annotation into the exporter attributes Buildx gives every image output", () => {
+    assert.deepEqual(parseAnnotationFlag("org.opencontainers.image.title=App"), [
+      "annotation.org.opencontainers.image.title",
+      "App",
+    ]);
+    assert.deepEqual(parseAnnotationFlag("index:k=v=w"), ["annotation-index.k", "v=w"]);
+    assert.deepEqual(parseAnnotationFlag("manifest[linux/arm64]:k=v"), [
+      "annotation-manifest[linux/arm64].k",
+      "v",
+    ]);
+    assert.deepEqual(parseAnnotationFlag("manifest-descriptor:k=v"), [
+      "annotation-manifest-descriptor.k",
+      "v",
+    ]);
+    assert.throws(() => parseAnnotationFlag("layer:k=v"), /unknown annotation type "layer"/);
+    assert.throws(() => parseAnnotationFlag("k"), /expected key=value/);
+    const outs = resolveOutputs(
+      raw({
+        push: true,
+        load: true,
+        tag: ["r/a:1"],
+        annotation: ["index:i=1", "m=2"],
+        output: ["type=local,dest=o"],
+      }),
+    );
+    for (const o of outs) {
+      if (o.type === "local") assert.equal(o.attrs["annotation.m"], undefined);
+      else assert.deepEqual([o.attrs["annotation-index.i"], o.attrs["annotation.m"]], ["1", "2"], o.type);
+    }
   });
 
   it("reads a bare cache value as a registry ref", () => {
