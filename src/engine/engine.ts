@@ -14,6 +14,7 @@ import { chooseSnapshotter, type SnapshotterPreference } from "../snapshot/choos
 import type { Snapshotter } from "../snapshot/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import { Solver } from "../solver/solver.js";
+import type { OpWorker } from "../solver/types.js";
 import { HttpSourceCache } from "../source/http-source-cache.js";
 import { ImageUnpacker } from "../source/image-unpack.js";
 import { KILN_COMMIT, KILN_VERSION } from "../version.js";
@@ -75,8 +76,15 @@ export class Engine implements BuildEngine {
 
   static async open(opts: EngineOptions): Promise<Engine> {
     const stateDir = opts.stateDir;
-    for (const d of ["cachemounts", "local", "tmp", "http", "git"])
-      await mkdir(join(stateDir, d), { recursive: true });
+    await Promise.all(
+      ["cachemounts", "local", "tmp", "http", "git"].map((d) =>
+        mkdir(join(stateDir, d), { recursive: true }),
+      ),
+    );
+    // Containers of a crashed engine go first: their root filesystems are mounted from snapshots
+    // that recovery below may remove.
+    const executor = new RuncExecutor({ stateDir: join(stateDir, "exec"), runtime: opts.runtime });
+    await executor.cleanupStale();
     const inner = await chooseSnapshotter(stateDir, opts.snapshotter ?? "auto");
     let snapshotterRef: Snapshotter | undefined;
     const state = await openCacheState({
@@ -90,8 +98,6 @@ export class Engine implements BuildEngine {
     snapshotterRef = snapshotter;
     // Active snapshots belong to builds that no longer exist after a restart.
     await inner.cleanup((id) => state.db.snapshots.get(id)?.kind === "committed");
-    const executor = new RuncExecutor({ stateDir: join(stateDir, "exec"), runtime: opts.runtime });
-    await executor.cleanupStale();
     const images = new ImageSources({ insecureRegistries: opts.insecureRegistries ?? [] });
     const engine = new Engine(opts, state, snapshotter, executor, images);
     if (opts.gcIntervalMs) {
@@ -120,8 +126,14 @@ export class Engine implements BuildEngine {
     // Registry pulls and pushes of this build use the client's credentials first (its session).
     const sources = this.images.forBuild(session);
     const lease = this.state.leases.acquire({});
+    const steps = new StepsInFlight();
+    // The client's cancel stops every platform's solve; so does one platform's failure.
+    const solveAbort = new AbortController();
+    const stopSolves = () => solveAbort.abort(signal.reason);
+    if (signal.aborted) stopSolves();
+    else signal.addEventListener("abort", stopSolves, { once: true });
     try {
-      const worker = new HostOpWorker({
+      const hostWorker = new HostOpWorker({
         snapshotter: this.snapshotter,
         executor: this.executor,
         unpacker: this.unpacker,
@@ -135,6 +147,7 @@ export class Engine implements BuildEngine {
         session,
         execDefaults: { shmSize: req.shmSize, cgroupParent: req.cgroupParent },
       });
+      const worker = steps.track(hostWorker);
       const frontend = await runDockerfileFrontend(req, {
         resolveImage: (ref, platform) => sources.resolveConfig(ref, platform, req.pull),
         buildPlatform: hostPlatform(),
@@ -167,11 +180,12 @@ export class Engine implements BuildEngine {
             .solve(b.definition, {
               worker,
               noCache: req.noCache,
-              signal,
+              signal: solveAbort.signal,
               onProgress: progress,
               ...cacheIo.solveOptions,
             })
             .catch((err) => {
+              if (!solveAbort.signal.aborted) solveAbort.abort(err);
               throw describeStepFailure(err, [b.definition], dockerfile, logs);
             });
           if (out.kind === "directory")
@@ -201,11 +215,15 @@ export class Engine implements BuildEngine {
       const warnings = [...frontend.warnings, ...cacheIo.warnings];
       if (outputs.length === 0) {
         warnings.push(
-          "No output specified with the embedded builder. Build result will only remain in the build cache. To push result image into registry use --push or to load image into docker use --load",
+          "No output specified. Build result will only remain in the build cache. To push result image into registry use --push or to load image into docker use --load",
         );
       }
       return { warnings, metadata, imageId };
     } finally {
+      signal.removeEventListener("abort", stopSolves);
+      // A cancelled or failed build ends once the steps it stopped have removed their containers,
+      // mounts and snapshots, so that the next build (or a check) finds nothing of them.
+      await steps.settleStopped(STOPPED_STEPS_GRACE_MS);
       await locals.release();
       await lease.release();
     }
@@ -240,6 +258,53 @@ export class Engine implements BuildEngine {
     await this.stopGc?.();
     this.images.registry.close();
     this.state.close();
+  }
+}
+
+/** How long a build that ends waits for its stopped steps to clean up (the runtime's kill takes up to 5 s). */
+const STOPPED_STEPS_GRACE_MS = 10_000;
+
+/**
+ * A build's steps in flight. The solver stops waiting for a step as soon as the step's signal
+ * fires, while the step is still killing its container and removing its mounts and snapshots.
+ */
+class StepsInFlight {
+  private readonly running = new Map<Promise<void>, AbortSignal>();
+
+  track(worker: OpWorker): OpWorker {
+    return {
+      contentKey: (v, ctx) => worker.contentKey(v, ctx),
+      selectionKey: (v, i, input, ctx) => worker.selectionKey(v, i, input, ctx),
+      cacheable: (v) => worker.cacheable(v),
+      resultExists: (r) => worker.resultExists(r),
+      execute: (v, inputs, ctx) => {
+        const result = worker.execute(v, inputs, ctx);
+        const done = result.then(
+          () => {},
+          () => {},
+        );
+        this.running.set(done, ctx.signal);
+        void done.then(() => this.running.delete(done));
+        return result;
+      },
+    };
+  }
+
+  /**
+   * Waits, up to `timeoutMs`, for the steps whose signal fired. Steps that another build still
+   * waits for (the solver shares identical steps) were not stopped and go on.
+   */
+  async settleStopped(timeoutMs: number): Promise<void> {
+    const stopped = [...this.running].filter(([, signal]) => signal.aborted).map(([done]) => done);
+    if (stopped.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(stopped),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
 

@@ -1,8 +1,13 @@
 // Picks the snapshotter for a state directory: overlayfs when a real overlay mount works there
 // (it does not on top of another overlay, or without the privilege to mount), the copy
 // snapshotter otherwise. KILN_SNAPSHOTTER or an explicit preference overrides the probe.
-import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rm, unlink, writeFile } from "node:fs/promises";
+// A successful probe is remembered in the state dir together with everything it depended on
+// (boot, kernel, filesystem, the process's privileges and confinement), so a restart on the
+// same host skips the two mount(8)/umount(8) runs; any change to those probes again.
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { release } from "node:os";
 import { join } from "node:path";
 import { CopySnapshotter } from "./copy.js";
 import { mountPointsUnder, mountSpec, unmountAllUnder } from "./mount.js";
@@ -53,6 +58,75 @@ export async function probeOverlay(dir: string): Promise<OverlayProbe> {
   }
 }
 
+const PROBE_RECORD = "overlay-probe.json";
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * What an overlay probe's outcome in `dir` depends on: the boot (kernel, modules and their
+ * parameters), the filesystem `dir` is on, and who is asking — user, capabilities, seccomp,
+ * no_new_privs, user-namespace mapping and LSM label (AppArmor can forbid mounts to root).
+ */
+export function overlayProbeContext(dir: string): string {
+  const status = readOr("/proc/self/status", "")
+    .split("\n")
+    .filter((l) => /^(Uid|Gid|CapEff|CapBnd|Seccomp|NoNewPrivs):/.test(l))
+    .join("\n");
+  const st = statSync(dir);
+  return createHash("sha256")
+    .update(
+      JSON.stringify([
+        readOr("/proc/sys/kernel/random/boot_id", "").trim(),
+        release(),
+        `${st.dev}:${st.ino}`,
+        status,
+        readOr("/proc/self/uid_map", ""),
+        readOr("/proc/self/attr/current", ""),
+      ]),
+    )
+    .digest("hex");
+}
+
+/** True when `dir` holds a record of a successful probe made in the same context. */
+async function probedBefore(dir: string, context: string): Promise<boolean> {
+  try {
+    const rec = JSON.parse(await readFile(join(dir, PROBE_RECORD), "utf8")) as {
+      ok?: unknown;
+      context?: unknown;
+    };
+    return rec.ok === true && rec.context === context;
+  } catch {
+    return false;
+  }
+}
+
+async function recordProbe(dir: string, context: string): Promise<void> {
+  const tmp = join(dir, `${PROBE_RECORD}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  try {
+    await writeFile(tmp, JSON.stringify({ ok: true, context }));
+    await rename(tmp, join(dir, PROBE_RECORD));
+  } catch {
+    // Only a missed shortcut: the next start probes again.
+    await rm(tmp, { force: true }).catch(() => {});
+  }
+}
+
+/** The probe's outcome for `dir`, from the record of an earlier success in the same context or afresh. */
+async function probeOverlayRemembered(dir: string): Promise<OverlayProbe> {
+  const context = overlayProbeContext(dir);
+  if (await probedBefore(dir, context)) return { ok: true };
+  const probe = await probeOverlay(join(dir, "tmp"));
+  if (probe.ok) await recordProbe(dir, context);
+  else await rm(join(dir, PROBE_RECORD), { force: true }).catch(() => {});
+  return probe;
+}
+
 function parsePreference(value: string, from: string): SnapshotterPreference {
   if (value === "overlayfs" || value === "copy" || value === "auto") return value;
   throw new Error(`${from}=${JSON.stringify(value)} is not a snapshotter; use overlayfs, copy or auto`);
@@ -69,9 +143,8 @@ export async function chooseSnapshotter(
     choice = parsePreference(env.KILN_SNAPSHOTTER, "KILN_SNAPSHOTTER");
   if (choice === "copy") return CopySnapshotter.at(stateDir);
   const overlay = OverlaySnapshotter.at(stateDir);
-  const probeDir = join(overlay.root, "tmp");
-  await mkdir(probeDir, { recursive: true });
-  const probe = await probeOverlay(probeDir);
+  await mkdir(join(overlay.root, "tmp"), { recursive: true });
+  const probe = await probeOverlayRemembered(overlay.root);
   if (probe.ok) return overlay;
   if (choice === "overlayfs") {
     throw new Error(

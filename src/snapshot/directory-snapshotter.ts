@@ -58,15 +58,22 @@ export abstract class DirectorySnapshotter implements Snapshotter {
   async withMounted<T>(id: SnapshotId, fn: (dir: string) => Promise<T>): Promise<T> {
     const rec = await this.store.require(id);
     const specs = rec.kind === "active" ? await this.activeMounts(rec) : await this.viewMounts(rec);
-    await this.store.init();
-    const target = await mkdtemp(join(this.store.mountsDir, `${id}-`));
+    const prefix = join(this.store.mountsDir, `${id}-`);
+    const target = await mkdtemp(prefix).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+      await this.store.init();
+      return mkdtemp(prefix);
+    });
     try {
       await mountAll(specs, target);
       return await fn(target);
     } finally {
       await unmountAllUnder(target);
-      // Never remove through a mount that is somehow still there.
-      if ((await mountPointsUnder(target)).length === 0) await rmdir(target);
+      // rmdir takes only an empty directory that is no mount point, so it never removes anything
+      // through a mount that is somehow still there; such a directory stays until cleanup.
+      await rmdir(target).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EBUSY" && err.code !== "ENOTEMPTY") throw err;
+      });
     }
   }
 
@@ -109,16 +116,22 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     }
   }
 
+  /**
+   * Call on an instance made after the crash (at start-up): the records it may already have
+   * loaded are the disk's as the crash left it, so they are used as they are.
+   */
   async cleanup(keep: (id: SnapshotId) => boolean): Promise<void> {
     await this.store.init();
-    await unmountAllUnder(this.root);
-    const left = await mountPointsUnder(this.root);
-    if (left.length > 0) throw new Error(`cannot clean up ${this.root}: ${left.join(", ")} is still mounted`);
-    this.store.reload();
+    if ((await mountPointsUnder(this.root)).length > 0) {
+      await unmountAllUnder(this.root);
+      const left = await mountPointsUnder(this.root);
+      if (left.length > 0)
+        throw new Error(`cannot clean up ${this.root}: ${left.join(", ")} is still mounted`);
+    }
     await rm(this.store.mountsDir, { recursive: true, force: true });
     await rm(this.store.tmpDir, { recursive: true, force: true });
     await this.store.init();
-    for (const stray of await this.store.strays()) await rm(stray, { recursive: true, force: true });
+    await this.store.removeStrays();
     for (const rec of await this.store.all()) {
       if (rec.kind === "active" && !keep(rec.id)) await this.store.delete(rec.id);
     }

@@ -1,13 +1,10 @@
 // Kernel mounts for snapshots, made with mount(8) and undone with umount(8). Overlay option strings
 // longer than the kernel's one-page limit are shortened to paths relative to the mount's working
 // directory (the kernel resolves overlay dirs against the caller's cwd), as containerd does.
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
-import { promisify } from "node:util";
+import { runHostCommand as run } from "./host-commands.js";
 import type { MountSpec } from "./types.js";
-
-const run = promisify(execFile);
 
 /** The kernel copies at most one page of mount data; keep clear of it. */
 const MAX_MOUNT_DATA = 4000;

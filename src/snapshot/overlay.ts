@@ -2,7 +2,7 @@
 // changes; mounts stack the parent chain (nearest first) as lower dirs. The options that make the
 // kernel keep changes out of the upper dir (metadata-only copy-up, directory redirects) are
 // turned off, so the upper dir stays a faithful layer.
-import { access, mkdir } from "node:fs/promises";
+import { access, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { LayerEntry } from "../archive/layer-entry.js";
 import { DirectorySnapshotter } from "./directory-snapshotter.js";
@@ -40,7 +40,13 @@ export class OverlaySnapshotter extends DirectorySnapshotter {
   }
 
   protected async populate(dir: string): Promise<void> {
-    await mkdir(join(dir, "fs"), { mode: 0o755 });
+    const fs = join(dir, "fs");
+    await mkdir(fs, { mode: 0o755 });
+    // The root's mtime is whatever the moment gave; a whole second is as good, and a RUN step's
+    // cleanup, which puts it back after the runtime's mount stubs, can then do so with utimes
+    // rather than by starting touch(1) for the nanoseconds.
+    const now = Math.floor(Date.now() / 1000);
+    await utimes(fs, now, now);
     await mkdir(join(dir, "work"), { mode: 0o700 });
   }
 

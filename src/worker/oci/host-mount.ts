@@ -1,12 +1,9 @@
 // Kernel mounts on the host (rootfs and overlay mounts a container gets bound into), made and undone
 // with util-linux's mount(8) and umount(8).
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
+import { runHostCommand as run } from "../../snapshot/host-commands.js";
 import type { MountSpec } from "../../snapshot/types.js";
-
-const run = promisify(execFile);
 
 /** The kernel takes mount data up to a page; beyond this we shorten overlay paths (see below). */
 const MAX_MOUNT_DATA = 3800;

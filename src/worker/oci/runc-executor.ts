@@ -19,6 +19,7 @@ import {
   processEnv,
   type RuntimeMount,
 } from "./runtime-spec.js";
+import { allSettledOrThrow } from "./settle-all.js";
 import { type ResolvedUser, resolveUser } from "./user.js";
 
 const execFileP = promisify(execFile);
@@ -98,16 +99,22 @@ export class RuncExecutor implements Executor {
    */
   async cleanupStale(): Promise<void> {
     await mkdir(this.rootDir, { recursive: true });
-    let ids: string[] = [];
-    try {
-      ids = (await this.runtimeCommand("list", "-q")).split("\n").filter((s) => s.trim() !== "");
-    } catch (err) {
-      throw new Error(`cannot list containers with ${this.runtime}: ${(err as Error).message}`);
+    // The runtime keeps one directory per container under its root: none means nothing to list,
+    // which saves starting the runtime on every engine start.
+    if ((await readdir(this.rootDir)).length > 0) {
+      let ids: string[] = [];
+      try {
+        ids = (await this.runtimeCommand("list", "-q")).split("\n").filter((s) => s.trim() !== "");
+      } catch (err) {
+        throw new Error(`cannot list containers with ${this.runtime}: ${(err as Error).message}`);
+      }
+      for (const id of ids) await this.destroyContainer(id);
     }
-    for (const id of ids) await this.destroyContainer(id);
-    await unmountTree(this.bundlesDir);
     if ((await mountPointsUnder(this.bundlesDir)).length > 0) {
-      throw new Error(`mounts remain under ${this.bundlesDir}; unmount them before starting the engine`);
+      await unmountTree(this.bundlesDir);
+      if ((await mountPointsUnder(this.bundlesDir)).length > 0) {
+        throw new Error(`mounts remain under ${this.bundlesDir}; unmount them before starting the engine`);
+      }
     }
     await rm(this.bundlesDir, { recursive: true, force: true });
     await mkdir(this.bundlesDir, { recursive: true });
@@ -144,11 +151,13 @@ export class RuncExecutor implements Executor {
       const user = await resolveUser(rootfs, req.process.user);
       await this.ensureWorkingDir(rootfs, req.process.cwd, user);
       const spec = await this.buildSpec(id, bundle, req, user);
-      await writeFile(path.join(bundle, "config.json"), JSON.stringify(spec));
-      stubs = await recordMountStubs(
-        rootfs,
-        spec.mounts.map((m) => m.destination),
-      );
+      [, stubs] = await allSettledOrThrow([
+        writeFile(path.join(bundle, "config.json"), JSON.stringify(spec)),
+        recordMountStubs(
+          rootfs,
+          spec.mounts.map((m) => m.destination),
+        ),
+      ]);
       result = await this.runContainer(id, bundle, req);
     } catch (err) {
       failure = err;
@@ -168,8 +177,12 @@ export class RuncExecutor implements Executor {
     const hostname = p.hostname || DEFAULT_HOSTNAME;
     const hostsPath = path.join(bundle, "hosts");
     const resolvConfPath = path.join(bundle, "resolv.conf");
-    await writeFile(hostsPath, hostsFileContent(hostname, p.extraHosts ?? []));
-    await writeFile(resolvConfPath, resolvConfContent(await hostResolvConf(req.network), req.network));
+    await allSettledOrThrow([
+      writeFile(hostsPath, hostsFileContent(hostname, p.extraHosts ?? [])),
+      hostResolvConf(req.network).then((conf) =>
+        writeFile(resolvConfPath, resolvConfContent(conf, req.network)),
+      ),
+    ]);
     const mounts: RuntimeMount[] = [];
     for (const [i, m] of req.mounts.entries()) mounts.push(await this.containerMount(bundle, i, m));
     const insecure = req.security === "insecure";
