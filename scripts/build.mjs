@@ -1,6 +1,8 @@
-// Bundles the CLI and the engine daemon into dist/ so that they start fast (one file each).
+// Bundles the CLI and the engine daemon into dist/ so that they start fast. The daemon is one file
+// (the docker-container engine image ships exactly that file); the CLI is split so that what only
+// some commands need (the gRPC client, the Docker API client) loads when they use it.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import * as esbuild from "esbuild";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
@@ -20,8 +22,7 @@ if (!commit) {
   }
 }
 
-await esbuild.build({
-  entryPoints: { kiln: "cli-plugin/main.ts", kilnd: "src/server/main.ts" },
+const common = {
   outdir: "dist",
   bundle: true,
   platform: "node",
@@ -45,4 +46,16 @@ await esbuild.build({
     __KILN_COMMIT__: JSON.stringify(commit),
   },
   logLevel: "warning",
-});
+};
+
+// Chunks of an earlier build would otherwise pile up beside the new ones.
+rmSync("dist/chunks", { recursive: true, force: true });
+await Promise.all([
+  esbuild.build({ ...common, entryPoints: { kilnd: "src/server/main.ts" } }),
+  esbuild.build({
+    ...common,
+    entryPoints: { kiln: "cli-plugin/main.ts" },
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+  }),
+]);

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import Docker from "dockerode";
+import type Docker from "dockerode";
 
 export interface DockerTlsFiles {
   readonly ca?: string;
@@ -133,6 +133,11 @@ export function dockerClientOptions(
   }
 }
 
-export function dockerClient(ep: DockerEndpoint, env: NodeJS.ProcessEnv = process.env): Docker {
+/** A Docker API client for the endpoint; dockerode (and the gRPC and SSH code it pulls in) loads on first use. */
+export async function dockerClient(
+  ep: DockerEndpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Docker> {
+  const { default: Docker } = await import("dockerode");
   return new Docker(dockerClientOptions(ep, env));
 }

@@ -7,7 +7,7 @@
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import * as tarStream from "tar-stream";
-import { connectEngine } from "../../src/client/remote-engine.js";
+import { dialEngine } from "../../src/client/dial-engine.js";
 import type { BuildEngine } from "../../src/engine/types.js";
 import { type DockerEndpoint, dockerClient, resolveDockerEndpoint } from "../docker-api/docker-endpoint.js";
 import { execCollect, execDuplex } from "../docker-api/exec-stream.js";
@@ -66,7 +66,7 @@ function isMissingBindSource(err: unknown): boolean {
 export class DockerContainerDriver implements Driver {
   readonly factory = dockerContainerFactory;
   private readonly endpoint: DockerEndpoint;
-  private clientCache?: Docker;
+  private clientCache?: Promise<Docker>;
 
   constructor(
     readonly config: InitConfig,
@@ -83,19 +83,19 @@ export class DockerContainerDriver implements Driver {
     return volumeName(this.config.name);
   }
 
-  /** The Docker daemon this node lives on. */
-  get docker(): Docker {
+  /** The Docker daemon this node lives on (dockerode loads on first use; see src/client/dial-engine.ts). */
+  docker(): Promise<Docker> {
     this.clientCache ??= dockerClient(this.endpoint, this.config.env);
     return this.clientCache;
   }
 
-  private container(): Docker.Container {
-    return this.docker.getContainer(this.containerName);
+  private async container(): Promise<Docker.Container> {
+    return (await this.docker()).getContainer(this.containerName);
   }
 
   private async inspect(): Promise<Docker.ContainerInspectInfo | undefined> {
     try {
-      return await this.container().inspect();
+      return await (await this.container()).inspect();
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw this.unreachable(err);
@@ -122,7 +122,7 @@ export class DockerContainerDriver implements Driver {
         log(
           `the Docker host cannot start privileged containers; granting ${this.containerName} every capability it allows instead`,
         );
-        await this.container().remove({ force: true });
+        await (await this.container()).remove({ force: true });
         await this.createContainer(log, "capabilities");
         await this.start();
       }
@@ -134,9 +134,9 @@ export class DockerContainerDriver implements Driver {
     const s = this.settings;
     let image = s.image;
     if (image) await this.ensurePulled(image, log);
-    else image = await ensureEngineImage(this.docker, log);
+    else image = await ensureEngineImage(await this.docker(), log);
     try {
-      await this.docker.createVolume({
+      await (await this.docker()).createVolume({
         Name: this.volumeName,
         Labels: { "org.kiln.engine-state": this.config.name },
       });
@@ -154,12 +154,14 @@ export class DockerContainerDriver implements Driver {
     try {
       let container: Docker.Container;
       try {
-        container = await this.docker.createContainer(this.containerSpec(image, [state, certs], mode));
+        container = await (await this.docker()).createContainer(
+          this.containerSpec(image, [state, certs], mode),
+        );
       } catch (err) {
         if (!isMissingBindSource(err)) throw err;
         // A Docker host without certs.d trusts no extra registry CAs: neither does the engine.
         log(`the Docker host has no ${DOCKER_CERTS_DIR}; the engine trusts only public CAs for registries`);
-        container = await this.docker.createContainer(this.containerSpec(image, [state], mode));
+        container = await (await this.docker()).createContainer(this.containerSpec(image, [state], mode));
       }
       if (this.config.configFile !== undefined) await this.copyConfig(container, this.config.configFile);
     } catch (err) {
@@ -185,7 +187,7 @@ export class DockerContainerDriver implements Driver {
 
   private async start(): Promise<void> {
     try {
-      await this.container().start();
+      await (await this.container()).start();
     } catch (err) {
       // 304: started meanwhile by another client or by its restart policy.
       if (statusCode(err) !== 304) throw err;
@@ -194,16 +196,17 @@ export class DockerContainerDriver implements Driver {
 
   private async ensurePulled(image: string, log: (line: string) => void): Promise<void> {
     try {
-      await this.docker.getImage(image).inspect();
+      await (await this.docker()).getImage(image).inspect();
       return;
     } catch (err) {
       if (statusCode(err) !== 404) throw this.unreachable(err);
     }
     log(`pulling ${image}`);
     try {
-      const stream = await this.docker.pull(image);
+      const docker = await this.docker();
+      const stream = await docker.pull(image);
       await new Promise<void>((resolve, reject) =>
-        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
       throw new Error(`cannot pull engine image ${image}: ${(err as Error).message}`);
@@ -223,7 +226,7 @@ export class DockerContainerDriver implements Driver {
     let last = "";
     for (let attempt = 1; attempt <= PROBE_TRIES; attempt++) {
       try {
-        const r = await execCollect(this.container(), ["kilnd", "dial-stdio"]);
+        const r = await execCollect(await this.container(), ["kilnd", "dial-stdio"]);
         if (r.exitCode === 0) return;
         last = (r.stderr || r.stdout).trim();
       } catch (err) {
@@ -243,7 +246,9 @@ export class DockerContainerDriver implements Driver {
 
   private async tailLogs(): Promise<string> {
     try {
-      const buf = (await this.container().logs({
+      const buf = (await (
+        await this.container()
+      ).logs({
         stdout: true,
         stderr: true,
         tail: 20,
@@ -277,7 +282,7 @@ export class DockerContainerDriver implements Driver {
   }
 
   async version(): Promise<string> {
-    const r = await execCollect(this.container(), ["kilnd", "version"]);
+    const r = await execCollect(await this.container(), ["kilnd", "version"]);
     if (r.exitCode !== 0)
       throw new Error(`kilnd version in ${this.containerName}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
     return parseKilndVersion(r.stdout);
@@ -285,8 +290,8 @@ export class DockerContainerDriver implements Driver {
 
   async stop(force: boolean): Promise<void> {
     try {
-      if (force) await this.container().kill();
-      else await this.container().stop();
+      if (force) await (await this.container()).kill();
+      else await (await this.container()).stop();
     } catch (err) {
       // 304: already stopped; 404: never created; 409 (kill): not running.
       if (![304, 404, 409].includes(statusCode(err) ?? 0)) throw this.unreachable(err);
@@ -297,26 +302,26 @@ export class DockerContainerDriver implements Driver {
     if (!opts.keepDaemon) {
       try {
         if (!opts.force) await this.stop(false);
-        await this.container().remove({ force: true, v: false });
+        await (await this.container()).remove({ force: true, v: false });
       } catch (err) {
         if (statusCode(err) !== 404) throw this.unreachable(err);
       }
     }
     if (!opts.keepState && !opts.keepDaemon) {
       try {
-        await this.docker.getVolume(this.volumeName).remove();
+        await (await this.docker()).getVolume(this.volumeName).remove();
       } catch (err) {
         if (statusCode(err) !== 404) throw this.unreachable(err);
       }
     }
   }
 
-  dial(): Promise<Duplex> {
-    return execDuplex(this.container(), ["kilnd", "dial-stdio"]);
+  async dial(): Promise<Duplex> {
+    return execDuplex(await this.container(), ["kilnd", "dial-stdio"]);
   }
 
   engine(): Promise<BuildEngine> {
-    return connectEngine({ duplex: () => this.dial() });
+    return dialEngine({ duplex: () => this.dial() });
   }
 
   features(): DriverFeatures {

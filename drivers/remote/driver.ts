@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkServerIdentity, type PeerCertificate, connect as tlsConnect } from "node:tls";
-import { connectEngine, type EngineTarget } from "../../src/client/remote-engine.js";
+import { dialEngine } from "../../src/client/dial-engine.js";
+import type { EngineTarget } from "../../src/client/remote-engine.js";
 import type { BuildEngine } from "../../src/engine/types.js";
 import {
   type Driver,
@@ -148,13 +149,13 @@ export class RemoteDriver implements Driver {
   ) {}
 
   async bootstrap(): Promise<void> {
-    const engine = await connectEngine(engineTarget(this.address));
+    const engine = await dialEngine(engineTarget(this.address));
     await engine.close();
   }
 
   async info(): Promise<DriverInfo> {
     try {
-      const engine = await connectEngine(engineTarget(this.address), { timeoutMs: PROBE_TIMEOUT_MS });
+      const engine = await dialEngine(engineTarget(this.address), { timeoutMs: PROBE_TIMEOUT_MS });
       await engine.close();
       return { status: "running" };
     } catch (err) {
@@ -163,7 +164,7 @@ export class RemoteDriver implements Driver {
   }
 
   async version(): Promise<string> {
-    const engine = await connectEngine(engineTarget(this.address), { timeoutMs: PROBE_TIMEOUT_MS });
+    const engine = await dialEngine(engineTarget(this.address), { timeoutMs: PROBE_TIMEOUT_MS });
     try {
       return `v${(await engine.info()).version.replace(/^v/, "")}`;
     } finally {
@@ -205,7 +206,7 @@ export class RemoteDriver implements Driver {
   }
 
   engine(): Promise<BuildEngine> {
-    return connectEngine(engineTarget(this.address));
+    return dialEngine(engineTarget(this.address));
   }
 
   features(): DriverFeatures {

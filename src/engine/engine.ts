@@ -28,7 +28,7 @@ import { checkEntitlements, requiredEntitlements } from "./entitlements.js";
 import { ImageSources } from "./image-sources.js";
 import { RecordedSnapshotter } from "./recorded-snapshotter.js";
 import { IndexedResultCache } from "./result-cache.js";
-import { LocalCopyLocks, SessionLocalSources } from "./session-locals.js";
+import { type ChecksumMemo, LocalCopyLocks, SessionLocalSources } from "./session-locals.js";
 import { describeStepFailure, LogTails } from "./step-error.js";
 import type { BuildEngine, BuildOutcome, EngineInfo, PruneOptions } from "./types.js";
 
@@ -50,6 +50,7 @@ export interface EngineOptions {
 export class Engine implements BuildEngine {
   private readonly locks = new LocalCopyLocks();
   private readonly hashCaches = new Map<string, FileHashCache>();
+  private readonly checksumMemos = new Map<string, ChecksumMemo>();
   private readonly cacheMounts: CacheMountStore;
   private readonly httpCache: HttpSourceCache;
   private readonly unpacker: ImageUnpacker;
@@ -122,6 +123,7 @@ export class Engine implements BuildEngine {
       join(this.opts.stateDir, "local"),
       this.locks,
       this.hashCaches,
+      this.checksumMemos,
     );
     // Registry pulls and pushes of this build use the client's credentials first (its session).
     const sources = this.images.forBuild(session);

@@ -9,6 +9,7 @@ import type { CopyAction } from "../llb/ops.js";
 import { LocalAttr } from "../llb/source-attrs.js";
 import type { Digest } from "../oci/digest.js";
 import type { BuildSession } from "../session/types.js";
+import { syncedCopyVersion } from "../source/local-sync.js";
 import { copySourceChecksum } from "../worker/fileop/copy-checksum.js";
 import type { LocalSources } from "../worker/op-worker.js";
 
@@ -42,15 +43,31 @@ function hashFile(dir: string): string {
   return `${dir.replace(/\/+$/, "")}.hashes.json`;
 }
 
+function checksumMemoFile(dir: string): string {
+  return `${dir.replace(/\/+$/, "")}.checksums.json`;
+}
+
+/**
+ * Checksums already computed from one state of a synced copy, by what was asked. A no-op rebuild
+ * of a large context then needs no walk of the copy at all.
+ */
+export interface ChecksumMemo {
+  /** The copy's syncedCopyVersion these digests were computed from. */
+  readonly version: string;
+  readonly digests: Record<string, Digest>;
+}
+
 export class SessionLocalSources implements LocalSources {
   private readonly releases: (() => void)[] = [];
   private readonly used = new Set<string>();
+  private readonly memosToSave = new Set<string>();
 
   constructor(
     private readonly session: BuildSession,
     private readonly localRoot: string,
     private readonly locks: LocalCopyLocks,
     private readonly hashCaches: Map<string, FileHashCache>,
+    private readonly checksumMemos: Map<string, ChecksumMemo> = new Map(),
   ) {}
 
   async sync(name: string, attrs: Readonly<Record<string, string>>, signal: AbortSignal): Promise<string> {
@@ -88,11 +105,37 @@ export class SessionLocalSources implements LocalSources {
   }
 
   async checksum(dir: string): Promise<Digest> {
-    return contentChecksum(dir, { path: "/", fileHashCache: await this.cacheFor(dir) });
+    return this.memoised(dir, "/", async () =>
+      contentChecksum(dir, { path: "/", fileHashCache: await this.cacheFor(dir) }),
+    );
   }
 
   async selectionChecksum(dir: string, action: CopyAction): Promise<Digest> {
-    return copySourceChecksum(action, dir, await this.cacheFor(dir));
+    return this.memoised(dir, JSON.stringify(action), async () =>
+      copySourceChecksum(action, dir, await this.cacheFor(dir)),
+    );
+  }
+
+  private async memoised(dir: string, request: string, compute: () => Promise<Digest>): Promise<Digest> {
+    const version = syncedCopyVersion(dir);
+    if (version === undefined) return compute();
+    let memo = this.checksumMemos.get(dir);
+    if (!memo) {
+      try {
+        memo = JSON.parse(await readFile(checksumMemoFile(dir), "utf8")) as ChecksumMemo;
+      } catch {
+        // None yet, or unreadable: computed again.
+      }
+    }
+    if (memo?.version !== version) memo = { version, digests: {} };
+    this.checksumMemos.set(dir, memo);
+    const known = memo.digests[request];
+    if (known) return known;
+    const digest = await compute();
+    // The copy cannot change under us (this build holds its lock), so the digest belongs to `version`.
+    memo.digests[request] = digest;
+    this.memosToSave.add(dir);
+    return digest;
   }
 
   /** Saves the hash caches this build used and lets other builds use the copies it synced. */
@@ -105,6 +148,14 @@ export class SessionLocalSources implements LocalSources {
       await rename(tmp, hashFile(dir));
     }
     this.used.clear();
+    for (const dir of this.memosToSave) {
+      const memo = this.checksumMemos.get(dir);
+      if (!memo) continue;
+      const tmp = `${checksumMemoFile(dir)}.tmp-${process.pid}`;
+      await writeFile(tmp, JSON.stringify(memo));
+      await rename(tmp, checksumMemoFile(dir));
+    }
+    this.memosToSave.clear();
     for (const r of this.releases.splice(0)) r();
   }
 }

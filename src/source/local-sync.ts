@@ -3,16 +3,15 @@
 // copied; deleted ones are removed. Ignore patterns (.dockerignore) and include patterns
 // (the paths the build actually uses) decide what is sent at all. As in BuildKit, what arrives is
 // owned by root: a context's files belong to no user of the image until COPY --chown says so.
+
+import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import {
   chmod,
   copyFile,
   lchown,
-  lstat,
   lutimes,
   mkdir,
-  readdir,
   readFile,
-  readlink,
   rename,
   rm,
   symlink,
@@ -65,55 +64,67 @@ function sameMeta(a: EntryMeta | undefined, b: EntryMeta): boolean {
   );
 }
 
-function included(path: string, include: readonly string[]): boolean {
-  if (include.length === 0) return true;
-  return include.some((p) => {
+/** Include patterns compiled once per scan: `included` runs for every entry of the context. */
+interface IncludeRule {
+  readonly clean: string;
+  readonly matcher: PatternMatcher;
+}
+
+function includeRules(include: readonly string[]): IncludeRule[] {
+  return include.map((p) => {
     const clean = p.replace(/^\.?\/+/, "").replace(/\/+$/, "");
-    return (
+    return { clean, matcher: new PatternMatcher([clean]) };
+  });
+}
+
+function included(path: string, rules: readonly IncludeRule[]): boolean {
+  if (rules.length === 0) return true;
+  return rules.some(
+    ({ clean, matcher }) =>
       clean === "" ||
       clean === "." ||
       path === clean ||
       path.startsWith(`${clean}/`) ||
       clean.startsWith(`${path}/`) ||
-      new PatternMatcher([clean]).matches(path)
-    );
-  });
+      matcher.matches(path),
+  );
 }
 
-/** Walks `src` with the ignore rules, returning relative paths → metadata. */
+/**
+ * Walks `src` with the ignore rules, returning relative paths → metadata. Synchronous metadata
+ * calls, as in fs/tree-walk.ts: a promise per lstat costs more than the syscall itself, and a
+ * no-op rebuild of a large context is mostly this walk.
+ */
 export async function scanLocalDirectory(src: string, opts: SyncOptions): Promise<Manifest> {
   const excluder = opts.exclude && opts.exclude.length ? new PatternMatcher(opts.exclude) : undefined;
-  const include = opts.include ?? [];
+  const include = includeRules(opts.include ?? []);
   const out: Manifest = {};
-  const walk = async (rel: string): Promise<void> => {
-    const names = await readdir(join(src, rel));
-    await Promise.all(
-      names.map(async (name) => {
-        const path = rel ? `${rel}/${name}` : name;
-        const st = await lstat(join(src, path));
-        const isDir = st.isDirectory();
-        const excluded = excluder?.matches(path) ?? false;
-        if (excluded && !(isDir && excluder?.subtreeMayDiffer(path))) return;
-        if (!included(path, include)) return;
-        const type = isDir ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : undefined;
-        if (!type) return; // sockets, fifos and devices are not part of a build context
-        if (!excluded) {
-          out[path] = {
-            type,
-            size: type === "file" ? st.size : 0,
-            mtimeMs: st.mtimeMs,
-            mode: st.mode & 0o7777,
-            uid: st.uid,
-            gid: st.gid,
-            ino: st.ino,
-            link: type === "symlink" ? await readlink(join(src, path)) : undefined,
-          };
-        }
-        if (isDir) await walk(path);
-      }),
-    );
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(src, rel))) {
+      const path = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(src, path));
+      const isDir = st.isDirectory();
+      const excluded = excluder?.matches(path) ?? false;
+      if (excluded && !(isDir && excluder?.subtreeMayDiffer(path))) continue;
+      if (!included(path, include)) continue;
+      const type = isDir ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : undefined;
+      if (!type) continue; // sockets, fifos and devices are not part of a build context
+      if (!excluded) {
+        out[path] = {
+          type,
+          size: type === "file" ? st.size : 0,
+          mtimeMs: st.mtimeMs,
+          mode: st.mode & 0o7777,
+          uid: st.uid,
+          gid: st.gid,
+          ino: st.ino,
+          link: type === "symlink" ? readlinkSync(join(src, path)) : undefined,
+        };
+      }
+      if (isDir) walk(path);
+    }
   };
-  await walk("");
+  walk("");
   return out;
 }
 
@@ -161,6 +172,13 @@ export async function applySync(
   current: Manifest,
   placeFile: (path: string, to: string) => Promise<void>,
 ): Promise<SyncStats> {
+  // An unchanged context leaves the copy and its manifest untouched, so the manifest's identity
+  // (syncedCopyVersion) stays a valid key for whatever was computed from the copy.
+  if (sameManifest(previous, current))
+    return { files: Object.keys(current).length, copied: 0, removed: 0, bytesCopied: 0 };
+  // From here until the new manifest is in place the copy matches neither manifest: without one,
+  // a crash in between makes the next sync start afresh instead of trusting a half-applied copy.
+  await rm(manifestPath(dest), { force: true });
   let removed = 0;
   // Deepest first, so directories are emptied before they go.
   for (const path of Object.keys(previous).sort().reverse()) {
@@ -216,6 +234,23 @@ export async function applySync(
   await writeFile(tmp, JSON.stringify(current));
   await rename(tmp, manifestPath(dest));
   return { files: paths.length, copied, removed, bytesCopied };
+}
+
+function sameManifest(previous: Manifest, current: Manifest): boolean {
+  const paths = Object.keys(current);
+  return (
+    paths.length === Object.keys(previous).length && paths.every((p) => sameMeta(previous[p], current[p]!))
+  );
+}
+
+/**
+ * Identifies the state of a synced copy: it changes whenever a sync changes the copy, and is
+ * undefined while the copy is not known to be complete. Results computed from the copy (content
+ * checksums) may be kept under it.
+ */
+export function syncedCopyVersion(dest: string): string | undefined {
+  const st = statSync(manifestPath(dest), { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.mtimeNs}:${st.size}` : undefined;
 }
 
 /** What the last sync saw, kept beside (not inside) the copy so builds never see it. */

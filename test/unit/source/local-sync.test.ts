@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { syncLocalContext } from "../../../src/source/local-sync.js";
+import {
+  applySync,
+  readSyncManifest,
+  scanLocalDirectory,
+  syncedCopyVersion,
+  syncLocalContext,
+} from "../../../src/source/local-sync.js";
 
 describe("local context sync", () => {
   let src: string;
@@ -61,5 +67,38 @@ describe("local context sync", () => {
   it("keeps its bookkeeping outside the synced copy", async () => {
     await syncLocalContext(src, dest);
     assert.ok(!(await readdir(dest)).some((n) => n.includes("manifest")));
+  });
+
+  it("keeps the copy's version when a sync finds nothing changed", async () => {
+    await syncLocalContext(src, dest);
+    const version = syncedCopyVersion(dest);
+    assert.ok(version);
+    await syncLocalContext(src, dest);
+    assert.equal(syncedCopyVersion(dest), version);
+  });
+
+  it("gives the copy a new version when a sync changes it", async () => {
+    await syncLocalContext(src, dest);
+    const version = syncedCopyVersion(dest);
+    await chmod(join(src, "a"), 0o700);
+    await syncLocalContext(src, dest);
+    assert.notEqual(syncedCopyVersion(dest), version);
+  });
+
+  it("leaves no version to trust after a sync that fails half-way, and recopies everything next time", async () => {
+    await syncLocalContext(src, dest);
+    await writeFile(join(src, "two.txt"), "changed, longer");
+    const previous = await readSyncManifest(dest);
+    const current = await scanLocalDirectory(src, {});
+    await assert.rejects(
+      applySync(dest, previous, current, async () => {
+        throw new Error("connection lost");
+      }),
+      /connection lost/,
+    );
+    assert.equal(syncedCopyVersion(dest), undefined);
+    const again = await syncLocalContext(src, dest);
+    assert.equal(again.copied, 3, "a copy without a manifest is not trusted");
+    assert.equal(await readFile(join(dest, "two.txt"), "utf8"), "changed, longer");
   });
 });
