@@ -30,6 +30,10 @@ export class RecordedSnapshotter implements Snapshotter {
     return this.inner.view(id);
   }
 
+  ownDir(id: SnapshotId): string {
+    return this.inner.ownDir(id);
+  }
+
   withMounted<T>(id: SnapshotId, fn: (dir: string) => Promise<T>): Promise<T> {
     return this.inner.withMounted(id, fn);
   }

@@ -104,15 +104,20 @@ export class SessionLocalSources implements LocalSources {
     return cache;
   }
 
+  /** The copies' files are only ever replaced by syncs (see local-sync.ts), never modified in place. */
+  private async hashing(dir: string) {
+    return { fileHashCache: await this.cacheFor(dir), filesReplacedNotModified: true };
+  }
+
   async checksum(dir: string): Promise<Digest> {
     return this.memoised(dir, "/", async () =>
-      contentChecksum(dir, { path: "/", fileHashCache: await this.cacheFor(dir) }),
+      contentChecksum(dir, { path: "/", ...(await this.hashing(dir)) }),
     );
   }
 
   async selectionChecksum(dir: string, action: CopyAction): Promise<Digest> {
     return this.memoised(dir, JSON.stringify(action), async () =>
-      copySourceChecksum(action, dir, await this.cacheFor(dir)),
+      copySourceChecksum(action, dir, await this.hashing(dir)),
     );
   }
 

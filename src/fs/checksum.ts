@@ -38,6 +38,12 @@ export interface ContentChecksumOptions {
   readonly includePatterns?: readonly string[];
   readonly excludePatterns?: readonly string[];
   readonly fileHashCache?: FileHashCache;
+  /**
+   * The tree's files are replaced, never modified in place (the engine's synced context copies),
+   * so a cached hash stays valid while inode, size and mtime do: the ctime moves whenever a COPY
+   * hard-links the file into a snapshot, which says nothing about its content.
+   */
+  readonly filesReplacedNotModified?: boolean;
   /** Files hashed at once. */
   readonly concurrency?: number;
 }
@@ -75,7 +81,7 @@ export async function contentChecksum(root: string, options: ContentChecksumOpti
       if (isAbsentError(err)) throw new PathNotFoundError(cleanPath(`/${source}`));
       throw err;
     }
-    const records = await entryRecords(entries, options.fileHashCache, concurrency);
+    const records = await entryRecords(entries, options, concurrency);
     total.update(`${JSON.stringify(["source", cleanPath(`/${source}`)])}\n`);
     for (const record of records) total.update(`${record}\n`);
   }
@@ -85,7 +91,7 @@ export async function contentChecksum(root: string, options: ContentChecksumOpti
 /** One line per entry, in walk order: [path, type, mode, uid, gid, content]. */
 async function entryRecords(
   entries: readonly TreeEntry[],
-  cache: FileHashCache | undefined,
+  hashing: Pick<ContentChecksumOptions, "fileHashCache" | "filesReplacedNotModified">,
   concurrency: number,
 ): Promise<string[]> {
   const records: string[] = new Array(entries.length);
@@ -105,7 +111,7 @@ async function entryRecords(
   await forEachBounded(entries, concurrency, async (entry, i) => {
     if (records[i] !== undefined) return;
     const st = entry.stat;
-    if (st.isFile()) records[i] = record(entry, "f", await fileSha256(entry.hostPath, st, cache));
+    if (st.isFile()) records[i] = record(entry, "f", await fileSha256(entry.hostPath, st, hashing));
     else if (st.isDirectory()) records[i] = record(entry, "d", entry.selected ? "" : "parent");
     else if (st.isSymbolicLink()) records[i] = record(entry, "l", await readlink(entry.hostPath));
     else if (st.isFIFO()) records[i] = record(entry, "p", "");
@@ -122,13 +128,18 @@ function record(entry: TreeEntry, type: string, content: string): string {
   return JSON.stringify([entry.rel, type, mode, st.uid, st.gid, content]);
 }
 
-async function fileSha256(hostPath: string, st: Stats, cache: FileHashCache | undefined): Promise<string> {
+async function fileSha256(
+  hostPath: string,
+  st: Stats,
+  hashing: Pick<ContentChecksumOptions, "fileHashCache" | "filesReplacedNotModified">,
+): Promise<string> {
+  const cache = hashing.fileHashCache;
   const cached = cache?.get(hostPath);
   if (
     cached &&
     cached.size === st.size &&
     cached.mtimeMs === st.mtimeMs &&
-    cached.ctimeMs === st.ctimeMs &&
+    (hashing.filesReplacedNotModified || cached.ctimeMs === st.ctimeMs) &&
     cached.ino === st.ino
   )
     return cached.sha256;

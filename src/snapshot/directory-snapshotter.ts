@@ -55,6 +55,10 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     return this.viewMounts(rec);
   }
 
+  ownDir(id: SnapshotId): string {
+    return this.store.fsDir(id);
+  }
+
   async withMounted<T>(id: SnapshotId, fn: (dir: string) => Promise<T>): Promise<T> {
     const rec = await this.store.require(id);
     const specs = rec.kind === "active" ? await this.activeMounts(rec) : await this.viewMounts(rec);

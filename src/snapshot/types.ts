@@ -38,6 +38,11 @@ export interface Snapshotter {
   view(id: SnapshotId): Promise<readonly MountSpec[]>;
   /** Mounts `id` (active: read-write, committed: read-only) at a temporary dir for `fn`, then unmounts. */
   withMounted<T>(id: SnapshotId, fn: (dir: string) => Promise<T>): Promise<T>;
+  /**
+   * The host directory holding the snapshot's own files (overlayfs: its upper dir; copy: its whole
+   * tree). It may be written only while the snapshot is active and not mounted.
+   */
+  ownDir(id: SnapshotId): string;
   stat(id: SnapshotId): Promise<SnapshotInfo | undefined>;
   remove(id: SnapshotId): Promise<void>;
   list(): Promise<SnapshotInfo[]>;

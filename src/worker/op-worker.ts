@@ -29,6 +29,7 @@ import type { ImageProvider } from "../source/image-provider.js";
 import type { ImageUnpacker } from "../source/image-unpack.js";
 import type { CacheMountStore } from "./cache-mounts.js";
 import { openExecSecrets } from "./exec-secrets.js";
+import { DeferredLinks } from "./fileop/deferred-links.js";
 import type { ContainerMount, Executor } from "./types.js";
 
 /** A build's local contexts (the build context, named local contexts), synced into the engine. */
@@ -43,7 +44,7 @@ export interface LocalSources {
 
 export type FileActionRunner = (
   action: FileAction,
-  roots: { destRoot: string; srcRoot?: string },
+  roots: { destRoot: string; srcRoot?: string; deferredLinks?: DeferredLinks },
 ) => Promise<void>;
 
 export interface HostOpWorkerDeps {
@@ -410,10 +411,17 @@ export class HostOpWorker implements OpWorker {
                 : inputs[step.secondaryInput];
         const active = await this.prepareFrom(base);
         created.push(active.id);
+        let links: DeferredLinks | undefined;
         await snapshotter.withMounted(active.id, async (destRoot) => {
           if (step.action.type !== "copy") return this.deps.runFileAction(step.action, { destRoot });
-          if (src?.kind === "directory")
-            return this.deps.runFileAction(step.action, { destRoot, srcRoot: src.path });
+          if (src?.kind === "directory") {
+            links = new DeferredLinks(destRoot);
+            return this.deps.runFileAction(step.action, {
+              destRoot,
+              srcRoot: src.path,
+              deferredLinks: links,
+            });
+          }
           if (src?.kind === "snapshot")
             return snapshotter.withMounted(src.id, (srcRoot) =>
               this.deps.runFileAction(step.action, { destRoot, srcRoot }),
@@ -425,6 +433,7 @@ export class HostOpWorker implements OpWorker {
             await rm(empty, { recursive: true, force: true });
           }
         });
+        if (links?.size) await links.apply(snapshotter.ownDir(active.id));
         await snapshotter.commit(active.id);
         const result: OutputResult = { kind: "snapshot", id: active.id };
         stepResults.push(result);

@@ -1,6 +1,6 @@
 // The content part of a copy action's cache key: the checksum of exactly what the copy would
 // take from its source, selected the same way the copy selects it.
-import { type ContentChecksumOptions, contentChecksum, type FileHashCache } from "../../fs/checksum.js";
+import { type ContentChecksumOptions, contentChecksum } from "../../fs/checksum.js";
 import type { CopyAction } from "../../llb/ops.js";
 import type { Digest } from "../../oci/digest.js";
 import { checkRequiredPaths, copySelection } from "./copy.js";
@@ -8,7 +8,7 @@ import { checkRequiredPaths, copySelection } from "./copy.js";
 export async function copySourceChecksum(
   action: CopyAction,
   srcRoot: string,
-  fileHashCache?: FileHashCache,
+  hashing: Pick<ContentChecksumOptions, "fileHashCache" | "filesReplacedNotModified"> = {},
 ): Promise<Digest> {
   const selection = copySelection(action);
   await checkRequiredPaths(srcRoot, action.requiredPaths);
@@ -19,7 +19,7 @@ export async function copySourceChecksum(
     followSymlink: action.followSymlink,
     includePatterns: selection.includePatterns,
     excludePatterns: selection.excludePatterns,
-    fileHashCache,
+    ...hashing,
   };
   return contentChecksum(srcRoot, options);
 }

@@ -9,6 +9,7 @@ import { isAbsentError, pathInRoot, resolveInRoot } from "../../fs/scoped-path.j
 import { walkTree } from "../../fs/tree-walk.js";
 import { resolveFinal, resolveWildcards } from "../../fs/wildcards.js";
 import type { CopyAction } from "../../llb/ops.js";
+import type { DeferredLinks } from "./deferred-links.js";
 import { FileOpError } from "./errors.js";
 import { fixedMode, type ModeChange, parseMode } from "./file-mode.js";
 import { mkdirAll, setTimes } from "./metadata.js";
@@ -22,6 +23,7 @@ export interface CopyContext {
   /** Resolved ChownOpt; undefined keeps the sources' owners. */
   readonly owner?: FileOwner;
   readonly concurrency?: number;
+  readonly deferredLinks?: DeferredLinks;
 }
 
 /** What a copy action selects, once --parents is turned into a pivot and include pattern. */
@@ -173,6 +175,7 @@ async function copyOne(source: string, dest: string, o: CopyOneOptions): Promise
     alwaysReplaceExistingDestPaths: action.alwaysReplaceExistingDestPaths,
     destRoot: ctx.destRoot,
     concurrency: ctx.concurrency,
+    deferredLinks: ctx.deferredLinks,
   });
   await restoreTimes(created, utime);
 }

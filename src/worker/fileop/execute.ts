@@ -2,6 +2,7 @@
 // FileOp, with the step's output mounted at destRoot and its secondary input (copies) at srcRoot.
 import type { FileAction } from "../../llb/ops.js";
 import { executeCopy } from "./copy.js";
+import type { DeferredLinks } from "./deferred-links.js";
 import { FileOpError, toFileOpError } from "./errors.js";
 import { executeMkdir } from "./mkdir.js";
 import { executeMkfile } from "./mkfile.js";
@@ -18,6 +19,12 @@ export interface FileActionRoots {
   readonly ownerLookupRoot?: string;
   /** File operations in flight at once during copies. */
   readonly concurrency?: number;
+  /**
+   * Set when srcRoot is a tree whose files are never modified in place (the engine's synced
+   * context copy): files a copy would create unchanged in new directories are recorded here, to
+   * be hard-linked into the snapshot once it is unmounted, instead of copied.
+   */
+  readonly deferredLinks?: DeferredLinks;
 }
 
 /**
@@ -38,6 +45,7 @@ export async function executeFileAction(action: FileAction, roots: FileActionRoo
           destRoot: roots.destRoot,
           owner,
           concurrency: roots.concurrency,
+          deferredLinks: roots.deferredLinks,
         });
       case "mkdir":
         return await executeMkdir(action, roots.destRoot, owner);

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { forEachBounded } from "../../fs/bounded-parallel.js";
 import { isAbsentError, pathInRoot } from "../../fs/scoped-path.js";
 import type { TreeEntry } from "../../fs/tree-walk.js";
+import type { DeferredLinks } from "./deferred-links.js";
 import { FileOpError } from "./errors.js";
 import { applyMetadata, type MetadataOptions, setTimes } from "./metadata.js";
 
@@ -22,6 +23,8 @@ export interface TreeCopyOptions extends MetadataOptions {
   readonly destRoot: string;
   /** File operations in flight at once. */
   readonly concurrency?: number;
+  /** Where files that would land unchanged in directories this copy creates go instead (see DeferredLinks). */
+  readonly deferredLinks?: DeferredLinks;
 }
 
 const DEFAULT_CONCURRENCY = 64;
@@ -99,8 +102,22 @@ export async function copyTree(
     } else await unlink(to);
   };
 
+  const linkable = (entry: TreeEntry, to: string): boolean =>
+    options.deferredLinks !== undefined &&
+    entry.stat.isFile() &&
+    parentIsFresh(entry) &&
+    !options.mode &&
+    !options.utime &&
+    (options.owner?.uid ?? entry.stat.uid) === entry.stat.uid &&
+    (options.owner?.gid ?? entry.stat.gid) === entry.stat.gid &&
+    !groupInheriting.has(dirname(to));
+
   await forEachBounded(copies, concurrency, async (entry) => {
     const to = targetOf(entry);
+    if (linkable(entry, to)) {
+      options.deferredLinks!.defer(entry.hostPath, to);
+      return;
+    }
     await clearWay(entry, to);
     if (!(await createNode(entry.hostPath, entry.stat, to))) return;
     const uid = options.owner?.uid ?? entry.stat.uid;

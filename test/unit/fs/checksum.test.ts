@@ -110,4 +110,20 @@ describe("contentChecksum", () => {
       await contentChecksum(root, { path: "/app" }),
     );
   });
+
+  it("keeps a cached hash across a ctime change only for trees whose files are replaced, never modified", async () => {
+    const cache: FileHashCache = new Map();
+    const mainPath = join(root, "app/main.js");
+    await contentChecksum(root, { path: "/app", fileHashCache: cache });
+    cache.set(mainPath, { ...cache.get(mainPath)!, sha256: "0".repeat(64), ctimeMs: 1 });
+    const honest = await contentChecksum(root, { path: "/app" });
+    assert.equal(await contentChecksum(root, { path: "/app", fileHashCache: cache }), honest);
+    cache.set(mainPath, { ...cache.get(mainPath)!, sha256: "0".repeat(64), ctimeMs: 1 });
+    const trusted = await contentChecksum(root, {
+      path: "/app",
+      fileHashCache: cache,
+      filesReplacedNotModified: true,
+    });
+    assert.notEqual(trusted, honest, "the record was used although only the ctime differs");
+  });
 });
