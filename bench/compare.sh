@@ -2,6 +2,7 @@
 # Kiln against BuildKit (dockerd 20.10's, through the Debian docker client) on the shared cases,
 # in the same run: median seconds of each and the ratio Kiln/BuildKit. Needs the test world
 # (test/world/up) and hyperfine. Usage: bench/compare.sh [case…]  (default: chain parallel skip bigctx)
+# bigctx-dc runs the bigctx case on a docker-container builder created for the run (removed after).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -13,7 +14,12 @@ export KILN_STATE=${KILN_STATE:-/tmp/kiln-bench-state}
 kiln="$repo/bin/kiln build -q --build-context busybox=docker-image://$KILN_TEST_BUSYBOX"
 buildkit="env DOCKER_BUILDKIT=1 /usr/bin/docker build -q"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+dc_builder=""
+cleanup() {
+  [ -z "$dc_builder" ] || DOCKER_CONFIG=$work/docker-config "$repo/bin/kiln" rm "$dc_builder" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 median() { python3 -c "import json,sys;print('%.3f'%json.load(open(sys.argv[1]))['results'][0]['median'])" "$1"; }
 ratio() { python3 -c "import sys;print('%.2f'%(float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
@@ -37,17 +43,29 @@ for c in "${@:-chain parallel skip bigctx}"; do
         b=$(time_cmd "bk-$case" "$buildkit --no-cache -f $cases_dir/$case/Dockerfile $cases_dir/$case")
         report "$case cold" "$k" "$b" "(kiln peak RSS $(max_rss_mb $kiln --no-cache -f "$cases_dir/$case/Dockerfile" "$cases_dir/$case") MB)"
         ;;
-      bigctx)
+      bigctx|bigctx-dc)
         ctx=${BIGCTX:-/tmp/bigctx-data}
         [ -d "$ctx" ] || sh "$cases_dir/gen-bigctx.sh" "$ctx"
         cp "$cases_dir/bigctx/Dockerfile" "$ctx/Dockerfile"
-        $kiln "$ctx" >/dev/null 2>&1; $buildkit "$ctx" >/dev/null 2>&1
-        k=$(time_cmd kiln-noop "$kiln $ctx")
-        b=$(time_cmd bk-noop "$buildkit $ctx")
-        report "bigctx noop" "$k" "$b"
-        k=$(time_cmd kiln-one "$kiln $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
-        b=$(time_cmd bk-one "$buildkit $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
-        report "bigctx onefile" "$k" "$b" "(kiln peak RSS $(max_rss_mb $kiln "$ctx") MB)"
+        k_build=$kiln
+        if [ "$case" = bigctx-dc ]; then
+          # A running docker-container builder (bootstrapped outside the timings), as a team would keep one.
+          dc_builder=kilnbench$$
+          DOCKER_CONFIG=$work/docker-config "$repo/bin/kiln" create --driver docker-container \
+            --driver-opt network=host --name "$dc_builder" --bootstrap >/dev/null
+          k_build="env DOCKER_CONFIG=$work/docker-config $kiln --builder $dc_builder"
+        fi
+        $k_build "$ctx" >/dev/null 2>&1; $buildkit "$ctx" >/dev/null 2>&1
+        k=$(time_cmd "kiln-noop-$case" "$k_build $ctx")
+        b=$(time_cmd "bk-noop-$case" "$buildkit $ctx")
+        report "$case noop" "$k" "$b"
+        k=$(time_cmd "kiln-one-$case" "$k_build $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
+        b=$(time_cmd "bk-one-$case" "$buildkit $ctx" --prepare "sh -c 'date +%s%N > $ctx/dir7/touched.txt'")
+        if [ "$case" = bigctx ]; then
+          report "$case onefile" "$k" "$b" "(kiln peak RSS $(max_rss_mb $kiln "$ctx") MB)"
+        else
+          report "$case onefile" "$k" "$b" "(engine in container kiln_engine_$dc_builder)"
+        fi
         ;;
       *) echo "unknown case $case" >&2; exit 2 ;;
     esac

@@ -259,6 +259,7 @@ export class Engine implements BuildEngine {
   async close(): Promise<void> {
     await this.stopGc?.();
     this.images.registry.close();
+    await this.executor.close();
     this.state.close();
   }
 }

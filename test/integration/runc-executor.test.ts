@@ -10,6 +10,7 @@ import { mountPointsUnder, unmountTree } from "../../src/worker/oci/host-mount.j
 import { RuncExecutor } from "../../src/worker/oci/runc-executor.js";
 import type { ContainerMount, ProcessSpec } from "../../src/worker/types.js";
 import { makeBusyboxRootfs, writeAarch64UnameProgram } from "../support/rootfs.js";
+import { strayMounts } from "../support/stray-mounts.js";
 
 const AMD64: Platform = { os: "linux", architecture: "amd64" };
 
@@ -94,7 +95,7 @@ describe("RuncExecutor (real runc)", function () {
     }).trim();
     return {
       containers,
-      mounts: await mountPointsUnder(executor.stateDir),
+      mounts: strayMounts(await mountPointsUnder(executor.stateDir), path.join(executor.stateDir, "bundles")),
       bundles: await executor.bundleIds(),
     };
   }
@@ -294,7 +295,7 @@ describe("RuncExecutor (real runc)", function () {
     });
     assert.equal(r.stdout, "seed\n");
     assert.equal(await readFile(path.join(dir, "upper/added"), "utf8"), "new\n");
-    assert.deepEqual(await mountPointsUnder(executor.stateDir), []);
+    assert.deepEqual((await leftovers()).mounts, []);
   });
 
   it("applies ulimits", async () => {

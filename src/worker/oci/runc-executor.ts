@@ -24,6 +24,9 @@ import { type ResolvedUser, resolveUser } from "./user.js";
 
 const execFileP = promisify(execFile);
 
+/** Bundles hold a few small files each (config.json, hosts, resolv.conf) and mount points. */
+const BUNDLES_TMPFS_OPTIONS = ["size=64m", "mode=0700", "nosuid", "nodev", "noexec"];
+
 export interface RuncExecutorOptions {
   /** Where bundles live (`<stateDir>/bundles/<id>`); owned by this executor alone. */
   readonly stateDir: string;
@@ -118,6 +121,14 @@ export class RuncExecutor implements Executor {
     }
     await rm(this.bundlesDir, { recursive: true, force: true });
     await mkdir(this.bundlesDir, { recursive: true });
+    // A step's config.json holds its environment, secrets given as env vars included: bundles live
+    // in memory so that those never reach the engine's disk.
+    await mountAll([{ type: "tmpfs", source: "tmpfs", options: BUNDLES_TMPFS_OPTIONS }], this.bundlesDir);
+  }
+
+  /** Releases the bundles' memory; call when no step runs any more. */
+  async close(): Promise<void> {
+    await unmountTree(this.bundlesDir);
   }
 
   private async destroyContainer(id: string): Promise<void> {
