@@ -1,9 +1,10 @@
 // The docker-container driver: the node's engine runs as kilnd in a privileged container
 // `kiln_engine_<node>` on a Docker daemon (local socket, tcp:// or ssh://), with its state in the
 // named volume `kiln_engine_<node>_state`; the client reaches it through `docker exec … kilnd
-// dial-stdio` over the Docker API. The Docker host's registry TLS directories
-// (/etc/docker/certs.d) are mounted read-only into the container, so the engine trusts the
-// registries that the Docker daemon beside it trusts.
+// dial-stdio` over the Docker API (or, on this host, its published socket: host-socket.ts). The
+// Docker host's registry TLS directories (/etc/docker/certs.d) are mounted read-only into the
+// container, so the engine trusts the registries that the Docker daemon beside it trusts.
+import { rm } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import type Docker from "dockerode";
 import * as tarStream from "tar-stream";
@@ -22,6 +23,7 @@ import {
 } from "../driver.js";
 import { ensureEngineImage } from "./engine-image.js";
 import { engineHostConfig, isPrivilegeRefusal, type PrivilegeMode } from "./host-config.js";
+import { ENGINE_SOCKET_DIR, hostSocketDir, hostSocketPath, socketAnswers } from "./host-socket.js";
 import { type ContainerSettings, containerSettings, DOCKER_CONTAINER_OPTIONS } from "./options.js";
 
 export const CONTAINER_PREFIX = "kiln_engine_";
@@ -181,7 +183,12 @@ export class DockerContainerDriver implements Driver {
       Cmd: ["--root", ENGINE_STATE_DIR, ...this.config.flags],
       Env: [...this.settings.env],
       Labels: { "org.kiln.engine": this.config.name },
-      HostConfig: engineHostConfig(this.settings, mounts, mode),
+      HostConfig: engineHostConfig(
+        this.settings,
+        mounts,
+        mode,
+        this.socketDir ? [`${this.socketDir}:${ENGINE_SOCKET_DIR}`] : [],
+      ),
     };
   }
 
@@ -266,7 +273,22 @@ export class DockerContainerDriver implements Driver {
     }
   }
 
+  /** The host directory where this node's engine socket appears, when builds may dial it directly. */
+  private get socketDir(): string | undefined {
+    return hostSocketDir(this.endpoint, this.containerName);
+  }
+
+  /** The engine's socket on this host, if it answers now. */
+  private async answeringHostSocket(): Promise<string | undefined> {
+    const dir = this.socketDir;
+    if (!dir) return undefined;
+    const path = hostSocketPath(dir);
+    return (await socketAnswers(path)) ? path : undefined;
+  }
+
   async info(): Promise<DriverInfo> {
+    // An engine answering on its published socket runs; asking Docker would cost far more.
+    if (await this.answeringHostSocket()) return { status: "running" };
     let state: Docker.ContainerInspectInfo | undefined;
     try {
       state = await this.inspect();
@@ -314,13 +336,22 @@ export class DockerContainerDriver implements Driver {
         if (statusCode(err) !== 404) throw this.unreachable(err);
       }
     }
+    if (!opts.keepDaemon && this.socketDir) await rm(this.socketDir, { recursive: true, force: true });
   }
 
   async dial(): Promise<Duplex> {
     return execDuplex(await this.container(), ["kilnd", "dial-stdio"]);
   }
 
-  engine(): Promise<BuildEngine> {
+  async engine(): Promise<BuildEngine> {
+    const socket = await this.answeringHostSocket();
+    if (socket) {
+      try {
+        return await dialEngine({ unix: socket });
+      } catch {
+        // Gone between the probe and the dial: the exec path reports what is wrong, if anything.
+      }
+    }
     return dialEngine({ duplex: () => this.dial() });
   }
 

@@ -77,6 +77,8 @@ export function engineHostConfig(
   s: ContainerSettings,
   mounts: Docker.MountConfig,
   mode: PrivilegeMode,
+  /** `host-dir:container-dir` binds; the daemon creates a missing host dir (unlike Mounts). */
+  binds: readonly string[] = [],
 ): Docker.HostConfig {
   const common: Docker.HostConfig = {
     Init: true,
@@ -92,7 +94,8 @@ export function engineHostConfig(
     CpusetCpus: s.cpusetCpus,
     CpusetMems: s.cpusetMems,
   };
-  if (mode === "privileged") return { ...common, Privileged: true };
+  if (mode === "privileged")
+    return { ...common, Privileged: true, ...(binds.length ? { Binds: [...binds] } : {}) };
   return {
     ...common,
     CapAdd: ["ALL"],
@@ -101,6 +104,6 @@ export function engineHostConfig(
     // The API's spelling of the CLI's `--security-opt systempaths=unconfined`.
     MaskedPaths: [],
     ReadonlyPaths: [],
-    Binds: ["/sys/fs/cgroup:/sys/fs/cgroup:rw"],
+    Binds: ["/sys/fs/cgroup:/sys/fs/cgroup:rw", ...binds],
   } as Docker.HostConfig;
 }
