@@ -1,10 +1,10 @@
 // The docker-container driver against the real dockerd: the engine image assembled from this
-// checkout, the engine container and its state volume, the probe through docker exec, and a gRPC
-// connection to kilnd through `docker exec … kilnd dial-stdio`.
+// checkout, the engine container and its state volume, the probe through docker exec, and gRPC
+// connections to kilnd through `docker exec … kilnd dial-stdio` and through its published socket.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBuilder } from "../../cli-plugin/commands/create.js";
@@ -14,7 +14,8 @@ import { removeBuilders } from "../../cli-plugin/commands/rm.js";
 import { stopBuilder } from "../../cli-plugin/commands/stop.js";
 import { BuilderStore } from "../../cli-plugin/store/builder-store.js";
 import { loadBuilder } from "../../cli-plugin/store/resolve-builder.js";
-import { containerName, volumeName } from "../../drivers/docker-container/driver.js";
+import { containerName, dockerContainerFactory, volumeName } from "../../drivers/docker-container/driver.js";
+import { dialEngine } from "../../src/client/dial-engine.js";
 import { hostPlatform, samePlatform } from "../../src/oci/platform.js";
 
 function docker(...args: string[]): string {
@@ -88,10 +89,33 @@ describe("docker-container driver (real dockerd)", function () {
 
   it("reaches the engine's API through docker exec dial-stdio", async () => {
     const builder = await loadBuilder(BuilderStore.forEnv(env), name, env);
-    const engine = await builder.nodes[0]!.driver.engine();
+    const driver = builder.nodes[0]!.driver;
+    const engine = await dialEngine({ duplex: () => driver.dial() });
     try {
       const info = await engine.info();
       assert.ok(info.nativePlatforms.some((p) => samePlatform(p, hostPlatform())));
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("publishes the engine's socket on this host, where a root client needs no Docker API to use it", async () => {
+    const socket = join("/run/kiln/engines", containerName(node), "kilnd.sock");
+    assert.ok(statSync(socket).isSocket(), `${socket} is the engine's socket`);
+    // The same node, told its Docker daemon is at a socket nothing listens on: every Docker API
+    // call would fail, so status and engine can only come from the published socket.
+    const driver = dockerContainerFactory.create({
+      name: node,
+      endpoint: "unix:///nonexistent/docker.sock",
+      driverOpts: {},
+      platforms: [],
+      flags: [],
+      env,
+    });
+    assert.equal((await driver.info()).status, "running");
+    const engine = await driver.engine();
+    try {
+      assert.match((await engine.info()).version, /\d+\.\d+\.\d+/);
     } finally {
       await engine.close();
     }
@@ -139,5 +163,6 @@ describe("docker-container driver (real dockerd)", function () {
     );
     assert.equal(exists("container", containerName(node)), false);
     assert.equal(exists("volume", volumeName(node)), false);
+    assert.equal(existsSync(join("/run/kiln/engines", containerName(node))), false, "its socket dir is gone");
   });
 });
