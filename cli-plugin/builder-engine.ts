@@ -50,7 +50,7 @@ async function reportedPlatforms(builder: Builder, engines: NodeEngines): Promis
   return Promise.all(
     builder.nodes.map(async (node, i) => {
       const info = await (await engines.open(i)).info();
-      return { declared: node.platforms, reported: [...info.nativePlatforms, ...info.emulatedPlatforms] };
+      return { declared: node.platforms, reported: info.nativePlatforms, emulated: info.emulatedPlatforms };
     }),
   );
 }
@@ -70,6 +70,7 @@ export async function withBuildNodes<T>(
   const engines = new NodeEngines(builder);
   try {
     let assignments: readonly NodeAssignment[];
+    let known: NodePlatforms[] = [];
     if (builder.nodes.length === 1) {
       assignments = [{ node: 0, platforms, unmatched: [] }];
     } else {
@@ -77,8 +78,10 @@ export async function withBuildNodes<T>(
         platforms,
         builder.nodes.map((n) => ({ declared: n.platforms })),
       );
-      if (plan.kind === "needs-reported")
-        plan = planNodes(platforms, await reportedPlatforms(builder, engines));
+      if (plan.kind === "needs-reported") {
+        known = await reportedPlatforms(builder, engines);
+        plan = planNodes(platforms, known);
+      }
       if (plan.kind !== "assigned")
         throw new Error(`builder ${builder.name}: its nodes' platforms are unknown`);
       assignments = plan.assignments;
@@ -91,11 +94,18 @@ export async function withBuildNodes<T>(
         engine: await engines.open(a.node),
       })),
     );
-    // Buildx sends such platforms to the first node without a word; say so.
+    // Buildx sends such platforms to the first node without a word; say so, with what there is.
+    const builds = known
+      .map((n, i) => {
+        const all = [...n.declared, ...(n.reported ?? []), ...(n.emulated ?? [])];
+        const names = [...new Set(all.map(formatPlatform))];
+        return `${builder.nodes[i]!.name} ${names.join(", ")}`;
+      })
+      .join("; ");
     const warnings = assignments.flatMap((a) =>
       a.unmatched.map(
         (p) =>
-          `no node of builder ${builder.name} declares or runs ${formatPlatform(p)}: node ${builder.nodes[a.node]!.name} builds it, under emulation if its host can`,
+          `no node of builder ${builder.name} declares or runs ${formatPlatform(p)} (its nodes: ${builds}): node ${builder.nodes[a.node]!.name} builds it, under emulation if its host can`,
       ),
     );
     return await fn({ builder: builder.name, nodes, ...(warnings.length ? { warnings } : {}) });

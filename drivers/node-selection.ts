@@ -1,14 +1,17 @@
 // Which node of a builder builds which platform. As Buildx does: requested platforms are first
 // matched strictly against the platforms nodes declare (--platform at create); if any is left
-// over, against what the booted engines report (compatible variants allowed); what is still left
-// goes to the first node, which builds it under emulation. Platforms given to the same node are
-// built in one solve.
+// over, against what the booted engines report: natively, then under emulation, then compatible
+// variants; what is still left goes to the first node, which tries it under emulation. When several
+// nodes can build a platform, it goes to the one given the fewest so far, so that work is spread
+// over them. Platforms given to the same node are built in one solve.
 import { formatPlatform, type Platform, platformMatches, samePlatform } from "../src/oci/platform.js";
 
 export interface NodePlatforms {
   readonly declared: readonly Platform[];
-  /** What the node's engine reports it builds natively and under emulation; unknown until booted. */
+  /** What the node's engine reports it builds natively; unknown until booted. */
   readonly reported?: readonly Platform[];
+  /** What the node's engine reports it builds under emulation (QEMU binfmt, 32-bit modes). */
+  readonly emulated?: readonly Platform[];
 }
 
 export interface NodeAssignment {
@@ -34,24 +37,50 @@ export function planNodes(requested: readonly Platform[], nodes: readonly NodePl
   if (wanted.length === 0)
     return { kind: "assigned", assignments: [{ node: 0, platforms: [], unmatched: [] }] };
 
-  const strict = wanted.map((p) => nodes.findIndex((n) => n.declared.some((d) => samePlatform(d, p))));
-  if (strict.every((i) => i >= 0)) return { kind: "assigned", assignments: group(wanted, strict, new Set()) };
+  const declaring = wanted.map((p) => nodesWhere(nodes, (n) => n.declared.some((d) => samePlatform(d, p))));
+  if (declaring.every((c) => c.length > 0))
+    return { kind: "assigned", assignments: group(wanted, spread(declaring), new Set()) };
   if (nodes.some((n) => n.reported === undefined)) return { kind: "needs-reported" };
 
   const unmatched = new Set<number>();
-  const chosen = wanted.map((p, k) => {
-    if (strict[k]! >= 0) return strict[k]!;
-    const exact = nodes.findIndex((n) => n.reported!.some((r) => samePlatform(r, p)));
-    if (exact >= 0) return exact;
+  const candidates = wanted.map((p, k) => {
+    if (declaring[k]!.length) return declaring[k]!;
+    const native = nodesWhere(nodes, (n) => n.reported!.some((r) => samePlatform(r, p)));
+    if (native.length) return native;
+    const emulating = nodesWhere(nodes, (n) => (n.emulated ?? []).some((r) => samePlatform(r, p)));
+    if (emulating.length) return emulating;
     // A node whose engine runs `r` builds `p` when images for `p` run on `r` (arm/v7 runs arm/v6).
-    const compatible = nodes.findIndex((n) =>
-      [...n.declared, ...n.reported!].some((r) => platformMatches(r, p)),
+    const compatible = nodesWhere(nodes, (n) =>
+      [...n.declared, ...n.reported!, ...(n.emulated ?? [])].some((r) => platformMatches(r, p)),
     );
-    if (compatible >= 0) return compatible;
+    if (compatible.length) return compatible;
     unmatched.add(k);
-    return 0;
+    return [0];
   });
-  return { kind: "assigned", assignments: group(wanted, chosen, unmatched) };
+  return { kind: "assigned", assignments: group(wanted, spread(candidates), unmatched) };
+}
+
+function nodesWhere(nodes: readonly NodePlatforms[], test: (n: NodePlatforms) => boolean): number[] {
+  return nodes.flatMap((n, i) => (test(n) ? [i] : []));
+}
+
+/**
+ * One node per platform out of its candidates: the one given the fewest platforms so far (the
+ * first of those on a tie). Platforms with fewer candidates choose first, so that a platform only
+ * one node builds does not find that node's share taken by one that could have gone elsewhere.
+ */
+function spread(candidates: readonly (readonly number[])[]): number[] {
+  const given = new Map<number, number>();
+  const chosen: number[] = [];
+  const order = candidates.map((_, k) => k).sort((a, b) => candidates[a]!.length - candidates[b]!.length);
+  for (const k of order) {
+    const node = candidates[k]!.reduce((best, i) =>
+      (given.get(i) ?? 0) < (given.get(best) ?? 0) ? i : best,
+    );
+    given.set(node, (given.get(node) ?? 0) + 1);
+    chosen[k] = node;
+  }
+  return chosen;
 }
 
 function group(

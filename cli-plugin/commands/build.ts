@@ -1,9 +1,10 @@
 // `kiln build`: Buildx's flags, parsed into a BuildRequest and run on the selected builder.
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
+import { refuseMultiPlatformLoad } from "../../src/client/multi-node.js";
 import { runBuild } from "../../src/client/run-build.js";
 import { builderFlag, withBuildNodes } from "../builder-engine.js";
-import { BuildFailedError } from "../errors.js";
+import { BuildFailedError, UsageError } from "../errors.js";
 import { parseBuildFlags, type RawBuildFlags } from "../options/build-flags.js";
 import { createProgressRenderer } from "../progress/renderer.js";
 
@@ -91,6 +92,12 @@ export function registerBuildCommand(program: Command): void {
         { ...rest, noCacheFilter: cacheFilter },
         process.env,
       );
+      try {
+        refuseMultiPlatformLoad(request);
+      } catch (err) {
+        // Refused before any builder is opened: the flags ask for what cannot be, a usage error.
+        throw new UsageError((err as Error).message);
+      }
       const renderer = await createProgressRenderer(client.progress, process.stderr);
       const ac = new AbortController();
       const onSigint = () => ac.abort(new Error("build cancelled"));

@@ -128,9 +128,13 @@ export async function createBuilder(
       throw new UsageError(
         `the ${factory.name} driver is the default builder's and cannot be used to create builders`,
       );
-    if (existing && existing.driver !== factory.name) {
+    // A builder's nodes may differ in driver (an amd64 machine here, an arm64 one remote), but a
+    // node keeps the driver it was made with.
+    const changesNode =
+      opts.node !== undefined && existing?.nodes.some((n) => n.name === opts.node!.toLowerCase());
+    if (existing && existing.driver !== factory.name && (!opts.append || changesNode)) {
       throw new UsageError(
-        `existing instance ${name} uses the ${existing.driver} driver, not ${factory.name}`,
+        `existing instance ${name} uses the ${existing.driver} driver, not ${factory.name}: add a node of another driver with --append`,
       );
     }
     if (!existing && opts.append) throw new Error(`failed to find instance ${name} for append`);
@@ -145,6 +149,7 @@ export async function createBuilder(
       flags,
       configFile,
       append: opts.append,
+      driver: factory.name,
     });
     // Making the drivers validates every node (options, endpoint) before anything is saved.
     try {

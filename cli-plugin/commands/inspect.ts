@@ -32,6 +32,7 @@ export function formatInspect(builder: Builder, reports: readonly NodeReport[], 
     if (i > 0) out.push("");
     field("Name", n.name);
     field("Endpoint", n.endpoint);
+    if (n.stored?.driver) field("Driver", n.stored.driver);
     const opts = Object.entries(n.stored?.driverOpts ?? {});
     if (opts.length) field("Driver Options", opts.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" "));
     field("Status", r.status);

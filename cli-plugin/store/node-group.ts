@@ -14,6 +14,8 @@ export interface StoredNode {
   readonly flags: readonly string[];
   /** The contents of the --config file, kept so the node can be recreated without the file. */
   readonly configFile?: string;
+  /** The node's own driver, when it is not the group's (a node added by `create --append --driver`). */
+  readonly driver?: string;
 }
 
 export interface NodeGroup {
@@ -67,6 +69,8 @@ export interface NodeChange {
   readonly configFile?: string;
   /** `create --append`: a new node may join a group that already has nodes. */
   readonly append: boolean;
+  /** A new node's driver, when it is not the group's. */
+  readonly driver?: string;
 }
 
 /** The group after adding or changing one node (Buildx's NodeGroup.Update). */
@@ -113,6 +117,7 @@ export function updateNode(ng: NodeGroup, change: NodeChange): NodeGroup {
     driverOpts: change.driverOpts ?? {},
     flags: change.flags ?? [],
     ...(change.configFile !== undefined ? { configFile: change.configFile } : {}),
+    ...(change.driver && change.driver !== ng.driver ? { driver: change.driver } : {}),
   };
   return { ...ng, nodes: [...others(() => true), node] };
 }
@@ -161,6 +166,7 @@ export function parseNodeGroup(text: string, file: string): NodeGroup {
       driverOpts: n.driverOpts && typeof n.driverOpts === "object" ? { ...n.driverOpts } : {},
       flags: Array.isArray(n.flags) ? n.flags.map(String) : [],
       ...(typeof n.configFile === "string" ? { configFile: n.configFile } : {}),
+      ...(typeof n.driver === "string" ? { driver: n.driver } : {}),
     };
   });
   return { name: r.name, driver: r.driver, nodes, dynamic: r.dynamic === true };

@@ -75,10 +75,9 @@ export async function loadBuilder(
 }
 
 export function builderFromGroup(ng: NodeGroup, env: NodeJS.ProcessEnv = process.env): Builder {
-  const factory = driverFactory(ng.driver);
   const nodes = ng.nodes.map((n): BuilderNode => {
     const platforms = n.platforms.map(parsePlatform);
-    const driver = factory.create({
+    const driver = driverFactory(n.driver ?? ng.driver).create({
       name: n.name,
       endpoint: n.endpoint,
       driverOpts: n.driverOpts,

@@ -201,17 +201,28 @@ async function buildOnNodes(
     const settled = await Promise.allSettled(
       nodes.map(async (node, i) => {
         const sub: BuildRequest = { ...req, platforms: node.platforms, outputs: plan.outputs[i]! };
+        const what = node.platforms.map(formatPlatform).join(", ") || "the default platform";
+        // Steps name their platform, not their node: this one says which node builds which.
+        const shown = clientStep(opts.onProgress, `[node ${node.name}] building ${what}`);
         try {
-          return await node.engine.build(sub, opts.session(sub), {
+          const outcome = await node.engine.build(sub, opts.session(sub), {
             onProgress: progress.forNode(node.name, node.platforms),
             signal: ac.signal,
           });
+          shown.done();
+          return outcome;
         } catch (err) {
           // Later failures are (mostly) the cancellation this one causes: the first is the cause.
           if (!failure && !ac.signal.aborted) {
             failure = new NodeBuildError(node.name, node.platforms, err);
             ac.abort(failure);
           }
+          // The failed step's report is shown once, as the build's error; here only its gist.
+          const gist =
+            failure && failure.node !== node.name
+              ? `cancelled: node ${failure.node} failed`
+              : ((err instanceof Error ? err.message : String(err)).split("\n").at(-1) ?? "");
+          shown.done(new Error(gist));
           throw err;
         }
       }),

@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import type { OutputSpec } from "../client/build-request.js";
 import type { ContentStore } from "../content/types.js";
-import { platformDirName } from "../oci/platform.js";
+import { formatPlatform, platformDirName } from "../oci/platform.js";
 import type { Descriptor } from "../oci/spec.js";
 import type { BuildSession, ExportTarget } from "../session/types.js";
 import type { Snapshotter } from "../snapshot/types.js";
@@ -125,7 +125,16 @@ export async function exportOutputs(
     if (image.images.length === 1) {
       metadata["containerimage.config.digest"] = image.images[0]!.config.digest;
       imageId = image.images[0]!.config.digest;
-    } else imageId = image.root.digest;
+    } else {
+      imageId = image.root.digest;
+      // Buildx reports only the index; each platform's manifest lets a user pin one platform by digest.
+      metadata["kiln.platforms"] = Object.fromEntries(
+        image.images.map((i) => [
+          formatPlatform(i.platform),
+          { digest: i.manifest.digest, descriptor: i.manifest },
+        ]),
+      );
+    }
     if (names.length) metadata["image.name"] = names.join(",");
   };
   for (const [index, output] of outputs.entries()) {

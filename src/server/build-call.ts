@@ -6,6 +6,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { BuildRequest } from "../client/build-request.js";
 import type { BuildEngine } from "../engine/types.js";
 import { RemoteSession } from "../session/grpc-engine-session.js";
+import { BuildLog, type DaemonLog } from "./build-log.js";
 import { outcomeToWire, progressToWire } from "./build-wire.js";
 import type {
   BuildClientMessage,
@@ -36,7 +37,12 @@ function parseRequest(json: Buffer | undefined): BuildRequest {
 }
 
 /** Serves one build on `call`; resolves when the build has ended and its result was sent. */
-export function serveBuildCall(engine: BuildEngine, call: BuildCall, shutdown: AbortSignal): Promise<void> {
+export function serveBuildCall(
+  engine: BuildEngine,
+  call: BuildCall,
+  shutdown: AbortSignal,
+  log?: DaemonLog,
+): Promise<void> {
   return new Promise((resolveServed) => {
     const abort = new AbortController();
     let session: RemoteSession | undefined;
@@ -85,16 +91,23 @@ export function serveBuildCall(engine: BuildEngine, call: BuildCall, shutdown: A
           };
         },
       });
+      const buildLog = log ? new BuildLog(log, request) : undefined;
       engine
         .build(request, session, {
-          onProgress: (e) => send({ progress: progressToWire(e) }),
+          onProgress: (e) => {
+            buildLog?.progress(e);
+            send({ progress: progressToWire(e) });
+          },
           signal: abort.signal,
         })
         .then(
-          (outcome) =>
-            finish({ result: { outcome: outcomeToWire(outcome) } }, new Error("the build is over")),
+          (outcome) => {
+            buildLog?.end("finished");
+            finish({ result: { outcome: outcomeToWire(outcome) } }, new Error("the build is over"));
+          },
           (err: unknown) => {
             const error = err instanceof Error ? err : new Error(String(err));
+            buildLog?.end(abort.signal.aborted ? "cancelled" : { failed: error });
             fail(abort.signal.aborted ? "CANCELLED" : "BUILD_FAILED", error);
           },
         );

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { BuildEngine, EngineInfo } from "../engine/types.js";
 import { type BuildCall, serveBuildCall } from "./build-call.js";
+import type { DaemonLog } from "./build-log.js";
 import { infoToWire, platformToWire, usageToWire } from "./build-wire.js";
 import {
   engineServiceClient,
@@ -107,7 +108,16 @@ async function bindUnixSocket(server: grpc.Server, path: string): Promise<void> 
   await rename(staging, path);
 }
 
-export async function serveEngine(engine: BuildEngine, listen: ListenOptions): Promise<EngineServer> {
+export interface ServeOptions {
+  /** Where the daemon's info lines about the builds it serves go (none: not logged). */
+  readonly log?: DaemonLog;
+}
+
+export async function serveEngine(
+  engine: BuildEngine,
+  listen: ListenOptions,
+  opts: ServeOptions = {},
+): Promise<EngineServer> {
   if (!listen.unix && !listen.tcp)
     throw new Error("nothing to listen on: give a unix socket path or a TCP address");
   const server = new grpc.Server({
@@ -118,7 +128,7 @@ export async function serveEngine(engine: BuildEngine, listen: ListenOptions): P
   const builds = new Set<Promise<void>>();
   server.addService(engineServiceClient().service, {
     Build: (call: BuildCall) => {
-      const served = serveBuildCall(engine, call, shutdown.signal);
+      const served = serveBuildCall(engine, call, shutdown.signal, opts.log);
       builds.add(served);
       served.finally(() => builds.delete(served));
     },

@@ -82,7 +82,7 @@ async function runDaemon(flags: DaemonFlags): Promise<void> {
   });
   let server: Awaited<ReturnType<typeof serveEngine>>;
   try {
-    server = await serveEngine(engine, listen);
+    server = await serveEngine(engine, listen, { log });
   } catch (err) {
     await engine.close();
     throw err;

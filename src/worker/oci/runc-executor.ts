@@ -140,9 +140,10 @@ export class RuncExecutor implements Executor {
     // Variants of the host's own architecture (amd64/v2, ...) run natively or fail at exec, as with BuildKit.
     if (platform.architecture === hostPlatform().architecture) return;
     const { native, emulated } = await this.supportedPlatforms();
-    if ([...native, ...emulated].some((p) => p.architecture === platform.architecture)) return;
+    const runs = [...native, ...emulated];
+    if (runs.some((p) => p.architecture === platform.architecture)) return;
     throw new Error(
-      `cannot run ${formatPlatform(platform)} programs on this ${formatPlatform(hostPlatform())} host: ` +
+      `cannot run ${formatPlatform(platform)} programs on this ${formatPlatform(hostPlatform())} host, which runs ${runs.map(formatPlatform).join(", ")}: ` +
         "no emulator is registered for it; install QEMU user emulation (binfmt_misc), e.g. with tonistiigi/binfmt",
     );
   }

@@ -86,6 +86,62 @@ describe("node selection", () => {
     });
   });
 
+  it("spreads platforms that several nodes run over those nodes", () => {
+    const both = { declared: [], reported: p("linux/amd64"), emulated: p("linux/arm64") };
+    const plan = planNodes(p("linux/amd64", "linux/386"), [
+      { declared: [], reported: p("linux/amd64", "linux/386") },
+      { declared: [], reported: p("linux/amd64", "linux/386") },
+    ]);
+    assert.deepEqual(plan, {
+      kind: "assigned",
+      assignments: [
+        { node: 0, platforms: p("linux/amd64"), unmatched: [] },
+        { node: 1, platforms: p("linux/386"), unmatched: [] },
+      ],
+    });
+    const emulatedOnBoth = planNodes(p("linux/amd64", "linux/arm64"), [both, both]);
+    assert.deepEqual(
+      emulatedOnBoth.kind === "assigned" && emulatedOnBoth.assignments.map((a) => a.node),
+      [0, 1],
+    );
+  });
+
+  it("lets a platform only one node builds choose before those that could go elsewhere", () => {
+    const plan = planNodes(p("linux/amd64", "linux/arm64"), [
+      { declared: p("linux/amd64", "linux/arm64") },
+      { declared: p("linux/arm64") },
+    ]);
+    assert.deepEqual(plan, {
+      kind: "assigned",
+      assignments: [
+        { node: 0, platforms: p("linux/amd64"), unmatched: [] },
+        { node: 1, platforms: p("linux/arm64"), unmatched: [] },
+      ],
+    });
+  });
+
+  it("sends a platform to a node running it natively before one emulating it", () => {
+    const plan = planNodes(p("linux/arm64"), [
+      { declared: [], reported: p("linux/amd64"), emulated: p("linux/arm64") },
+      { declared: [], reported: p("linux/arm64"), emulated: [] },
+    ]);
+    assert.deepEqual(plan, {
+      kind: "assigned",
+      assignments: [{ node: 1, platforms: p("linux/arm64"), unmatched: [] }],
+    });
+  });
+
+  it("sends a platform no node runs natively to a node that emulates it", () => {
+    const plan = planNodes(p("linux/arm64"), [
+      { declared: [], reported: p("linux/amd64"), emulated: [] },
+      { declared: [], reported: p("linux/amd64"), emulated: p("linux/arm64") },
+    ]);
+    assert.deepEqual(plan, {
+      kind: "assigned",
+      assignments: [{ node: 1, platforms: p("linux/arm64"), unmatched: [] }],
+    });
+  });
+
   it("treats a repeated platform as one", () => {
     const plan = planNodes(p("linux/amd64", "linux/x86_64"), [{ declared: p("linux/amd64") }]);
     assert.deepEqual(plan.kind === "assigned" && plan.assignments[0]!.platforms, p("linux/amd64"));

@@ -55,6 +55,16 @@ describe("builder names and nodes", () => {
     assert.throws(() => updateNode(ng, { endpoint: "e0", append: true }), /invalid duplicate endpoint e0/);
   });
 
+  it("keeps an appended node's own driver when it is not the builder's, and reads it back", () => {
+    let ng = updateNode(empty, { endpoint: "e0", append: false, driver: "docker-container" });
+    ng = updateNode(ng, { endpoint: "unix:///run/kilnd.sock", append: true, driver: "remote" });
+    assert.deepEqual(
+      ng.nodes.map((n) => n.driver),
+      [undefined, "remote"],
+    );
+    assert.deepEqual(parseNodeGroup(JSON.stringify(ng), "b.json"), ng);
+  });
+
   it("changes the named node in place without append", () => {
     let ng = updateNode(empty, { endpoint: "e0", append: false, flags: ["--debug"] });
     ng = updateNode(ng, { name: "b0", endpoint: "", append: false, flags: ["--trace"] });
