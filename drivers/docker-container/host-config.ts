@@ -6,52 +6,8 @@
 // unconfined profiles, and the host's cgroup tree mounted writable.
 import { readFileSync } from "node:fs";
 import type Docker from "dockerode";
+import { CAPABILITIES, capabilitiesIn } from "../../src/worker/oci/capabilities.js";
 import type { ContainerSettings } from "./options.js";
-
-/** Capability names by number, as the kernel numbers them (capability.h). */
-const CAPABILITIES = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "DAC_READ_SEARCH",
-  "FOWNER",
-  "FSETID",
-  "KILL",
-  "SETGID",
-  "SETUID",
-  "SETPCAP",
-  "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE",
-  "NET_BROADCAST",
-  "NET_ADMIN",
-  "NET_RAW",
-  "IPC_LOCK",
-  "IPC_OWNER",
-  "SYS_MODULE",
-  "SYS_RAWIO",
-  "SYS_CHROOT",
-  "SYS_PTRACE",
-  "SYS_PACCT",
-  "SYS_ADMIN",
-  "SYS_BOOT",
-  "SYS_NICE",
-  "SYS_RESOURCE",
-  "SYS_TIME",
-  "SYS_TTY_CONFIG",
-  "MKNOD",
-  "LEASE",
-  "AUDIT_WRITE",
-  "AUDIT_CONTROL",
-  "SETFCAP",
-  "MAC_OVERRIDE",
-  "MAC_ADMIN",
-  "SYSLOG",
-  "WAKE_ALARM",
-  "BLOCK_SUSPEND",
-  "AUDIT_READ",
-  "PERFMON",
-  "BPF",
-  "CHECKPOINT_RESTORE",
-];
 
 /** Whether a container start failed because the host cannot grant a privileged container's capabilities. */
 export function isPrivilegeRefusal(err: unknown): boolean {
@@ -60,8 +16,8 @@ export function isPrivilegeRefusal(err: unknown): boolean {
 
 /** Capabilities missing from a bounding set given as /proc/PID/status prints it (hex). */
 export function missingCapabilities(capBndHex: string): string[] {
-  const bound = BigInt(`0x${capBndHex.trim()}`);
-  return CAPABILITIES.filter((_, bit) => (bound & (1n << BigInt(bit))) === 0n);
+  const granted = new Set(capabilitiesIn(BigInt(`0x${capBndHex.trim()}`)));
+  return CAPABILITIES.filter((c) => !granted.has(c));
 }
 
 /** This process's capability bounding set: the best guess for a Docker daemon on this machine. */

@@ -1,6 +1,7 @@
 // OCI runtime spec (1.0.2) documents for RUN steps, with BuildKit's defaults for namespaces,
 // capabilities, mounts, masked paths and the insecure (privileged) mode.
 import type { NetworkMode, SecurityMode } from "../../llb/ops.js";
+import { capabilitiesIn } from "./capabilities.js";
 import { defaultSeccompProfile } from "./seccomp.js";
 import type { ResolvedUser } from "./user.js";
 
@@ -97,57 +98,12 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
   "CAP_AUDIT_WRITE",
 ];
 
-/** Capability names by number, as in linux/capability.h. */
-const CAPABILITY_NAMES = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "DAC_READ_SEARCH",
-  "FOWNER",
-  "FSETID",
-  "KILL",
-  "SETGID",
-  "SETUID",
-  "SETPCAP",
-  "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE",
-  "NET_BROADCAST",
-  "NET_ADMIN",
-  "NET_RAW",
-  "IPC_LOCK",
-  "IPC_OWNER",
-  "SYS_MODULE",
-  "SYS_RAWIO",
-  "SYS_CHROOT",
-  "SYS_PTRACE",
-  "SYS_PACCT",
-  "SYS_ADMIN",
-  "SYS_BOOT",
-  "SYS_NICE",
-  "SYS_RESOURCE",
-  "SYS_TIME",
-  "SYS_TTY_CONFIG",
-  "MKNOD",
-  "LEASE",
-  "AUDIT_WRITE",
-  "AUDIT_CONTROL",
-  "SETFCAP",
-  "MAC_OVERRIDE",
-  "MAC_ADMIN",
-  "SYSLOG",
-  "WAKE_ALARM",
-  "BLOCK_SUSPEND",
-  "AUDIT_READ",
-  "PERFMON",
-  "BPF",
-  "CHECKPOINT_RESTORE",
-].map((n) => `CAP_${n}`);
-
 /**
  * The capabilities in `mask` (a CapEff/CapBnd bit set from /proc/<pid>/status) that we can name.
  * Privileged steps get what the engine itself holds, as BuildKit does: asking for more fails.
  */
 export function capabilitiesInMask(mask: bigint): string[] {
-  return CAPABILITY_NAMES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+  return capabilitiesIn(mask).map((n) => `CAP_${n}`);
 }
 
 /** Docker's defaults: kernel interfaces that leak host information or allow host changes. */
