@@ -1,5 +1,6 @@
 // `kiln inspect [NAME] [--bootstrap]`: one builder in detail, node by node.
 import type { Command } from "commander";
+import { formatBytes } from "../progress/plain.js";
 import { BuilderStore } from "../store/builder-store.js";
 import { type NodeReport, reportNode } from "../store/node-report.js";
 import { type Builder, loadBuilder, resolveBuilder } from "../store/resolve-builder.js";
@@ -41,6 +42,14 @@ export function formatInspect(builder: Builder, reports: readonly NodeReport[], 
     if (r.version) field("Kiln version", r.version);
     if (r.platforms.length)
       field("Platforms", r.platforms.map((p) => (p.declared ? `${p.platform}*` : p.platform)).join(", "));
+    (r.gcPolicy ?? []).forEach((rule, j) => {
+      out.push(`GC Policy rule#${j}:`);
+      const sub = (k: string, v: string) => out.push(`  ${`${k}:`.padEnd(15)}${v}`);
+      sub("All", String(rule.all ?? false));
+      if (rule.filters?.length) sub("Filters", rule.filters.join(","));
+      if (rule.keepDurationMs) sub("Keep Duration", formatDuration(rule.keepDurationMs));
+      if (rule.keepBytes) sub("Keep Bytes", formatBytes(rule.keepBytes));
+    });
     const f = n.driver.features();
     field(
       "Features",
@@ -54,6 +63,15 @@ export function formatInspect(builder: Builder, reports: readonly NodeReport[], 
     }
   });
   return `${out.join("\n")}\n`;
+}
+
+/** Go's time.Duration spelling, as Buildx prints keep durations: `48h0m0s`. */
+export function formatDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
 }
 
 export function registerInspectCommand(program: Command): void {

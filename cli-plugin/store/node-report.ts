@@ -3,6 +3,7 @@
 // listing; its error is shown instead.
 
 import type { DriverStatus } from "../../drivers/driver.js";
+import type { EngineInfo } from "../../src/engine/types.js";
 import { formatPlatform } from "../../src/oci/platform.js";
 import type { BuilderNode } from "./resolve-builder.js";
 
@@ -11,6 +12,8 @@ export interface NodeReport {
   readonly version?: string;
   /** Declared platforms first (marked `*` in ls), then those the engine reports. */
   readonly platforms: readonly { readonly platform: string; readonly declared: boolean }[];
+  /** The running engine's garbage-collection rules. */
+  readonly gcPolicy?: EngineInfo["gcPolicy"];
   readonly error?: string;
 }
 
@@ -42,7 +45,7 @@ export async function reportNode(node: BuilderNode, timeoutMs = 20_000): Promise
         const s = formatPlatform(p);
         if (!platforms.some((x) => x.platform === s)) platforms.push({ platform: s, declared: false });
       }
-      return { status, version: `v${info.version.replace(/^v/, "")}`, platforms };
+      return { status, version: `v${info.version.replace(/^v/, "")}`, platforms, gcPolicy: info.gcPolicy };
     } finally {
       await engine.close();
     }

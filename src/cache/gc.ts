@@ -110,6 +110,15 @@ export class GarbageCollector {
     return this.serialized(() => this.pruneNow(opts));
   }
 
+  /** The rules `collect` applies, with their space limits in bytes for the disk as it is now. */
+  async effectivePolicy(): Promise<{ rule: GcRule; keepBytes: number }[]> {
+    const disk = await diskStatOf(this.stateDir);
+    return (this.policy ?? defaultGcPolicy(disk, this.space)).map((rule) => ({
+      rule,
+      keepBytes: diskSpaceBytes(rule.maxUsedSpace, disk),
+    }));
+  }
+
   /** Applies the policy's rules in order (what the background collector does). */
   collect(signal?: AbortSignal): Promise<PruneResult> {
     return this.serialized(async () => {

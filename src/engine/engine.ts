@@ -22,6 +22,7 @@ import { CacheMountStore } from "../worker/cache-mounts.js";
 import { executeFileAction } from "../worker/fileop/execute.js";
 import { RuncExecutor } from "../worker/oci/runc-executor.js";
 import { HostOpWorker } from "../worker/op-worker.js";
+import type { GcRule, GcSpaceConfig } from "../cache/gc-policy.js";
 import { BuildCacheIo, imageCompression } from "./cache-io.js";
 import { runDockerfileFrontend } from "./dockerfile-build.js";
 import { checkEntitlements, requiredEntitlements } from "./entitlements.js";
@@ -43,8 +44,13 @@ export interface EngineOptions {
   readonly parallelism?: number;
   /** Entitlements builds may ask for with --allow (`network.host`, `security.insecure`). */
   readonly allowedEntitlements?: readonly string[];
-  /** Run garbage collection with the default policy every so often (a long-running daemon). */
+  /** Run garbage collection every so often (a long-running daemon). */
   readonly gcIntervalMs?: number;
+  /** The collector's rules; BuildKit's default policy (within `gcSpace`) without them. */
+  readonly gcPolicy?: readonly GcRule[];
+  readonly gcSpace?: GcSpaceConfig;
+  /** Registry host → mirrors tried first for pulls (`docker.io` → [`mirror.example:5000`]). */
+  readonly registryMirrors?: Readonly<Record<string, readonly string[]>>;
 }
 
 export class Engine implements BuildEngine {
@@ -94,12 +100,19 @@ export class Engine implements BuildEngine {
       removeSnapshot: async (id) => {
         await (snapshotterRef ?? inner).remove(id).catch(() => {});
       },
+      gc: {
+        ...(opts.gcPolicy ? { policy: opts.gcPolicy } : {}),
+        ...(opts.gcSpace ? { space: opts.gcSpace } : {}),
+      },
     });
     const snapshotter = new RecordedSnapshotter(inner, state.db);
     snapshotterRef = snapshotter;
     // Active snapshots belong to builds that no longer exist after a restart.
     await inner.cleanup((id) => state.db.snapshots.get(id)?.kind === "committed");
-    const images = new ImageSources({ insecureRegistries: opts.insecureRegistries ?? [] });
+    const images = new ImageSources({
+      insecureRegistries: opts.insecureRegistries ?? [],
+      mirrors: opts.registryMirrors ?? {},
+    });
     const engine = new Engine(opts, state, snapshotter, executor, images);
     if (opts.gcIntervalMs) {
       engine.stopGc = state.gc.startBackgroundGc(opts.gcIntervalMs, (err) =>
@@ -239,7 +252,12 @@ export class Engine implements BuildEngine {
       nativePlatforms: native,
       emulatedPlatforms: emulated,
       snapshotter: this.snapshotter.name,
-      gcPolicy: [],
+      gcPolicy: (await this.state.gc.effectivePolicy()).map(({ rule, keepBytes }) => ({
+        ...(rule.all ? { all: true } : {}),
+        ...(rule.filters ? { filters: rule.filters } : {}),
+        ...(rule.keepDurationMs ? { keepDurationMs: rule.keepDurationMs } : {}),
+        keepBytes,
+      })),
     };
   }
 

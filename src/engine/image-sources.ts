@@ -18,6 +18,8 @@ const RESOLVE_TTL_MS = 5 * 60 * 1000;
 
 export interface ImageSourcesOptions {
   readonly insecureRegistries: readonly string[];
+  /** Registry host → mirrors tried first for pulls. */
+  readonly mirrors?: Readonly<Record<string, readonly string[]>>;
 }
 
 type ResolvedCache = Map<string, { at: number; image: FrontendResolvedImage }>;
@@ -32,7 +34,8 @@ export class ImageSources {
   constructor(opts: ImageSourcesOptions, view: { registry: RegistryClient; parent: ImageSources });
   constructor(opts: ImageSourcesOptions, view?: { registry: RegistryClient; parent: ImageSources }) {
     this.registry =
-      view?.registry ?? new RegistryClient({ insecureRegistries: [...opts.insecureRegistries] });
+      view?.registry ??
+      new RegistryClient({ insecureRegistries: [...opts.insecureRegistries], mirrors: opts.mirrors ?? {} });
     this.registryProvider = new RegistryImageProvider(this.registry);
     this.ociProvider = view?.parent.ociProvider ?? new OciLayoutImageProvider();
     this.resolved = view?.parent.resolved ?? new Map();

@@ -51,6 +51,8 @@ export interface RegistryClientOptions {
   readonly socketTimeoutMs?: number;
   /** Receives every event of every operation (per-call listeners get their own operation's). */
   readonly onEvent?: RegistryEventListener;
+  /** Registry → mirror hosts tried first for pulls. */
+  readonly mirrors?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** What a client shares with the clients derived from it for builds (see `forBuild`). */
@@ -61,6 +63,7 @@ interface SharedRegistryState {
   readonly overrides: Map<string, RegistryCredentials | null>;
   /** The engine host's own credentials (config.json, helpers), asked once per registry. */
   readonly hostCredentials: CredentialLookup;
+  readonly mirrors: Readonly<Record<string, readonly string[]>>;
 }
 
 export class RegistryClient {
@@ -91,7 +94,11 @@ export class RegistryClient {
       if (override !== undefined) return override ?? undefined;
       return (first ?? shared.hostCredentials)(registry);
     };
-    this.http = new RegistryHttp(shared.transport, new RegistryAuthorizer(shared.transport, this.lookup));
+    this.http = new RegistryHttp(
+      shared.transport,
+      new RegistryAuthorizer(shared.transport, this.lookup),
+      shared.mirrors,
+    );
     this.puller = new RegistryPuller(this.http, emit);
     this.pusher = new RegistryPusher(this.http, emit);
   }
@@ -130,7 +137,7 @@ export class RegistryClient {
       }
       return found;
     };
-    return { transport, listeners, overrides: new Map(), hostCredentials };
+    return { transport, listeners, overrides: new Map(), hostCredentials, mirrors: opts.mirrors ?? {} };
   }
 
   /**

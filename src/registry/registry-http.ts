@@ -34,10 +34,21 @@ export function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
 }
 
+/** A pull of content (GET/HEAD under pull scopes) that a mirror can serve in the registry's place. */
+function isMirrorable(call: ApiCall): boolean {
+  return (
+    (call.method === "GET" || call.method === "HEAD") &&
+    typeof call.target === "string" &&
+    call.scopes.every((s) => s.endsWith(":pull"))
+  );
+}
+
 export class RegistryHttp {
   constructor(
     readonly transport: RegistryTransport,
     private readonly authorizer: RegistryAuthorizer,
+    /** Registry → mirrors asked first for pulls, as buildkitd's `[registry."HOST"] mirrors`. */
+    private readonly mirrors: Readonly<Record<string, readonly string[]>> = {},
   ) {}
 
   /** The absolute URL of a `/v2/…` path on a registry. */
@@ -47,6 +58,21 @@ export class RegistryHttp {
   }
 
   async call(registry: string, call: ApiCall): Promise<HttpResponse> {
+    const mirrors = isMirrorable(call) ? (this.mirrors[registry] ?? []) : [];
+    for (const mirror of mirrors) {
+      try {
+        const res = await this.callOn(mirror, call);
+        // What a mirror lacks (or refuses) the registry itself may still have.
+        if (res.status < 400) return res;
+        drain(res.body);
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+      }
+    }
+    return this.callOn(registry, call);
+  }
+
+  private async callOn(registry: string, call: ApiCall): Promise<HttpResponse> {
     try {
       return await this.authorisedCall(registry, call);
     } catch (err) {

@@ -1,14 +1,18 @@
 // Entry point of kilnd, the engine daemon: opens the engine on its state directory and serves it
 // on a unix socket and/or TCP with mutual TLS; `kilnd dial-stdio` joins stdio to a running
 // daemon's socket (for `docker exec` / `kubectl exec` transports); `kilnd version`.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { openEngine } from "../engine/engine.js";
 import type { SnapshotterPreference } from "../snapshot/choose.js";
 import { KILN_COMMIT, KILN_PACKAGE, KILN_VERSION } from "../version.js";
 import { dialStdio } from "./dial-stdio.js";
 import { defaultEngineAddress, formatEngineAddress, parseEngineAddress } from "./engine-address.js";
+import { EMPTY_ENGINE_CONFIG, type EngineConfig, loadEngineConfig } from "./engine-config.js";
 import { type ListenOptions, serveEngine } from "./engine-server.js";
+
+/** Read when present and no --config is given, as buildkitd reads /etc/buildkit/buildkitd.toml. */
+const DEFAULT_CONFIG_FILE = "/etc/kiln/kilnd.toml";
 
 class UsageError extends Error {}
 
@@ -21,6 +25,7 @@ interface DaemonFlags {
   snapshotter: SnapshotterPreference;
   allowInsecureEntitlement: string[];
   gcInterval: string;
+  config?: string;
 }
 
 function log(line: string): void {
@@ -74,11 +79,26 @@ async function runDaemon(flags: DaemonFlags): Promise<void> {
   const gcSeconds = Number(flags.gcInterval);
   if (!Number.isFinite(gcSeconds) || gcSeconds < 0)
     throw new UsageError(`--gc-interval ${flags.gcInterval}: expected seconds (0 turns it off)`);
+  const configFile = flags.config ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let config: EngineConfig = EMPTY_ENGINE_CONFIG;
+  if (configFile) {
+    try {
+      config = await loadEngineConfig(configFile);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    log(`configuration from ${configFile}`);
+    if (config.ignored.length) log(`${configFile}: not used by kilnd: ${config.ignored.join(", ")}`);
+  }
   const engine = await openEngine({
     stateDir: flags.root,
     snapshotter: flags.snapshotter,
-    allowedEntitlements: flags.allowInsecureEntitlement,
-    gcIntervalMs: gcSeconds > 0 ? gcSeconds * 1000 : undefined,
+    allowedEntitlements: [...new Set([...flags.allowInsecureEntitlement, ...config.allowedEntitlements])],
+    gcIntervalMs: gcSeconds > 0 && config.gc ? gcSeconds * 1000 : undefined,
+    insecureRegistries: config.insecureRegistries,
+    registryMirrors: config.registryMirrors,
+    ...(config.gcPolicy ? { gcPolicy: config.gcPolicy } : {}),
+    ...(config.gcSpace ? { gcSpace: config.gcSpace } : {}),
   });
   let server: Awaited<ReturnType<typeof serveEngine>>;
   try {
@@ -150,8 +170,12 @@ async function main(argv: string[]): Promise<number> {
         .default([]),
     )
     .option(
+      "--config <file>",
+      `engine configuration (buildkitd.toml's registry, worker.oci gc and insecure-entitlements keys; default ${DEFAULT_CONFIG_FILE} when present)`,
+    )
+    .option(
       "--gc-interval <seconds>",
-      "how often garbage collection runs with the default policy (0: never)",
+      "how often garbage collection runs with the configured or default policy (0: never)",
       "60",
     )
     .action(async (flags: DaemonFlags) => runDaemon(flags));

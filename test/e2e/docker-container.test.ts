@@ -75,6 +75,11 @@ describe("docker-container builder through `docker kiln` (real dockerd, registri
         "",
       ].join("\n"),
     );
+    // An engine config (buildkitd.toml keys) given at create: the engine must act on it.
+    writeFileSync(
+      join(dir, "kilnd.toml"),
+      '[worker.oci]\n  [[worker.oci.gcpolicy]]\n    keepBytes = "256MB"\n    keepDuration = "24h"\n    filters = ["type==source.local"]\n',
+    );
     // A base image only the client's credentials can pull.
     writeFileSync(
       join(ctx, "Dockerfile.private"),
@@ -98,6 +103,8 @@ describe("docker-container builder through `docker kiln` (real dockerd, registri
       "docker-container",
       "--driver-opt",
       "network=host",
+      "--config",
+      join(dir, "kilnd.toml"),
       "--bootstrap",
     ]);
     assert.match(out, new RegExp(`^${builder}$`, "m"));
@@ -110,6 +117,15 @@ describe("docker-container builder through `docker kiln` (real dockerd, registri
     assert.ok(certs, "the Docker host's /etc/docker/certs.d is mounted into the engine container");
     assert.equal(certs.RW, false);
     assert.match(kiln(["ls"]), new RegExp(`^ \\\\_ ${node}\\s+\\\\_ default\\s+running\\s`, "m"));
+  });
+
+  it("runs the engine with the config given at create: inspect shows its GC policy", () => {
+    const out = kiln(["inspect", builder]);
+    assert.match(
+      out,
+      /GC Policy rule#0:\n {2}All: +false\n {2}Filters: +type==source\.local\n {2}Keep Duration: +24h0m0s\n {2}Keep Bytes: +268\.44MB/,
+    );
+    assert.doesNotMatch(out, /GC Policy rule#1/, "only the configured rule, not the default policy");
   });
 
   it("builds a multi-stage Dockerfile with RUN steps in the container and --load's it into dockerd", () => {

@@ -15,6 +15,7 @@ import { hostPlatform, samePlatform } from "../../src/oci/platform.js";
 import { LocalSession } from "../../src/session/local-session.js";
 import type { ProgressEvent } from "../../src/solver/progress.js";
 import { KILN_VERSION } from "../../src/version.js";
+import { loadWorld } from "../support/world.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -153,5 +154,121 @@ describe("kilnd", function () {
     assert.equal(await exited(daemon), 0);
     assert.equal(existsSync(socket), false);
     assert.match(stderr, /SIGTERM: cancelling builds and shutting down/);
+  });
+});
+
+describe("kilnd --config (buildkitd.toml keys)", function () {
+  this.timeout(120_000);
+  const world = loadWorld();
+  let work: string;
+  let socket: string;
+  let daemon: ChildProcess;
+  let stderr = "";
+
+  const CONFIG = `
+debug = true
+insecure-entitlements = ["network.host"]
+
+[registry."mirror-test.invalid"]
+  mirrors = ["${world.registry}"]
+
+[worker.oci]
+  gc = false
+  [[worker.oci.gcpolicy]]
+    keepBytes = "512MB"
+    keepDuration = "48h"
+    filters = ["type==source.local"]
+  [[worker.oci.gcpolicy]]
+    all = true
+    keepBytes = "1GB"
+`;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "kilnd-config-"));
+    socket = join(work, "kilnd.sock");
+    await writeFile(join(work, "kilnd.toml"), CONFIG);
+    daemon = kilnd([
+      "--root",
+      join(work, "root"),
+      "--addr",
+      `unix://${socket}`,
+      "--config",
+      join(work, "kilnd.toml"),
+    ]);
+    daemon.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    for (let i = 0; i < 300 && !stderr.includes("listening on"); i++) {
+      if (daemon.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(stderr.includes("listening on"), `kilnd did not start: ${stderr}`);
+  });
+  after(async () => {
+    if (daemon.exitCode === null) {
+      daemon.kill("SIGTERM");
+      await exited(daemon);
+    }
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("reports the configured garbage-collection rules in Info", async () => {
+    const engine = await connectEngine({ unix: socket });
+    try {
+      assert.deepEqual((await engine.info()).gcPolicy, [
+        { filters: ["type==source.local"], keepDurationMs: 48 * 3600_000, keepBytes: 512 * 1024 ** 2 },
+        { all: true, keepBytes: 1024 ** 3 },
+      ]);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("names the keys it does not use", () => {
+    assert.match(stderr, /not used by kilnd: debug/);
+  });
+
+  it("pulls through a configured mirror and allows the configured entitlement", async () => {
+    const context = join(work, "ctx");
+    await mkdir(context, { recursive: true });
+    const out = join(work, "out");
+    // mirror-test.invalid does not exist: the base image can only come from its mirror.
+    const request = newBuildRequest(context, {
+      dockerfileText: "FROM mirror-test.invalid/busybox\nRUN --network=host echo via-mirror > /done\n",
+      dockerfileName: "Dockerfile",
+      allow: ["network.host"],
+      outputs: [{ type: "local", dest: out, attrs: {} }],
+    });
+    const engine = await connectEngine({ unix: socket });
+    try {
+      await engine.build(request, new LocalSession({ request }), {});
+      assert.equal(await readFile(join(out, "done"), "utf8"), "via-mirror\n");
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("refuses to start on a config it cannot use, naming the file and the key", async () => {
+    const bad = join(work, "bad.toml");
+    await writeFile(bad, 'insecure-entitlements = ["device"]\n');
+    const child = kilnd([
+      "--root",
+      join(work, "root2"),
+      "--addr",
+      `unix://${join(work, "k2.sock")}`,
+      "--config",
+      bad,
+    ]);
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    assert.equal(await exited(child), 2);
+    assert.match(
+      err,
+      new RegExp(
+        `${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: insecure-entitlements: unknown entitlement "device"`,
+      ),
+    );
   });
 });
