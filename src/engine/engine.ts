@@ -3,6 +3,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type CacheState, openCacheState } from "../cache/cache-state.js";
+import type { GcRule, GcSpaceConfig } from "../cache/gc-policy.js";
 import type { UsageRecord } from "../cache/usage-filter.js";
 import type { BuildRequest } from "../client/build-request.js";
 import { type ExportDeps, exportOutputs } from "../exporter/export.js";
@@ -22,7 +23,6 @@ import { CacheMountStore } from "../worker/cache-mounts.js";
 import { executeFileAction } from "../worker/fileop/execute.js";
 import { RuncExecutor } from "../worker/oci/runc-executor.js";
 import { HostOpWorker } from "../worker/op-worker.js";
-import type { GcRule, GcSpaceConfig } from "../cache/gc-policy.js";
 import { BuildCacheIo, imageCompression } from "./cache-io.js";
 import { runDockerfileFrontend } from "./dockerfile-build.js";
 import { checkEntitlements, requiredEntitlements } from "./entitlements.js";

@@ -63,7 +63,7 @@ describe("kilnd engine config (buildkitd.toml keys)", () => {
     const c = parseEngineConfig(
       'debug = true\n[registry."r.example"]\n  ca = ["/x.pem"]\n[worker.containerd]\n  enabled = false\n',
     );
-    assert.deepEqual(c.ignored.sort(), ['registry."r.example".ca', "debug", "worker.containerd"].sort());
+    assert.deepEqual([...c.ignored].sort(), ['registry."r.example".ca', "debug", "worker.containerd"].sort());
   });
 
   it("points at the line of a TOML syntax error", () => {
