@@ -66,6 +66,9 @@ export class CacheKeyIndex {
           );
         }
         size += snap.size;
+        // What `du` shows for the snapshot: the step that made it, as first recorded.
+        if (!snap.description && result.description)
+          this.db.snapshots.record({ ...snap, description: result.description });
       }
       this.db.cacheRecords.replace(key, result, size, this.now());
       return this.db.cacheRecords.get(key)!;

@@ -55,6 +55,14 @@ describe("CacheKeyIndex", () => {
     assert.equal(rec.usageCount, 0);
   });
 
+  it("describes a snapshot by the step that first recorded it, for du", () => {
+    committed("s1", 100);
+    index.put(key("a"), { outputs: [{ snapshotId: snap("s1") }], description: "[2/3] RUN make" });
+    index.put(key("b"), { outputs: [{ snapshotId: snap("s1") }], description: "[stage 2/2] RUN make" });
+    assert.equal(db.snapshots.get(snap("s1"))?.description, "[2/3] RUN make");
+    assert.equal(db.snapshots.get(snap("s1"))?.size, 100);
+  });
+
   it("returns undefined for a key that was never put", () => {
     assert.equal(index.get(key("missing")), undefined);
   });
