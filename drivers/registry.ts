@@ -2,12 +2,14 @@
 import { dockerContainerFactory } from "./docker-container/driver.js";
 import type { DriverFactory } from "./driver.js";
 import { embeddedFactory } from "./embedded/driver.js";
+import { kubernetesFactory } from "./kubernetes/driver.js";
 import { remoteFactory } from "./remote/driver.js";
 
 export const DRIVER_FACTORIES: readonly DriverFactory[] = [
   embeddedFactory,
   dockerContainerFactory,
   remoteFactory,
+  kubernetesFactory,
 ];
 
 /** The factory named `name`; an unknown name is an error listing the ones `create` accepts. */

@@ -4,12 +4,24 @@
 // for them, the kilnd bundle with the packages it loads at run time, and `/usr/local/bin/kilnd`.
 // It is tagged `kiln/engine:<hash of its inputs>`, so it is built once per Kiln (and host) and
 // reused until either changes. The image can only run on daemons of this host's architecture.
+// Kiln writes the image itself — one layer, its config, a `docker save` archive — and the daemon
+// only loads it: no builder is needed on the Docker host, local or reached over ssh://.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+} from "node:fs";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { builtinModules } from "node:module";
+import { tmpdir } from "node:os";
 import { delimiter, dirname, join, posix, relative } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type Docker from "dockerode";
@@ -19,7 +31,7 @@ export const ENGINE_IMAGE_REPO = "kiln/engine";
 /** Where the Kiln bundle lives in the image. */
 const KILN_DIR = "/opt/kiln";
 /** Bumped when the layout below changes, so old images are not reused. */
-const LAYOUT_VERSION = "kiln-engine-image/1";
+const LAYOUT_VERSION = "kiln-engine-image/2";
 /** Host programs the engine runs besides runc; those not installed are left out. */
 const ENGINE_TOOLS = ["mount", "umount", "gzip", "xz", "zstd"];
 /** Packages whose source and build leftovers are not needed at run time: keep only these paths. */
@@ -38,11 +50,38 @@ export interface ImageFile {
   readonly mode: number;
 }
 
+/** What the image runs with (its config's `config`). */
+export interface EngineImageConfig {
+  readonly Env: readonly string[];
+  readonly Entrypoint: readonly string[];
+  readonly Volumes: Readonly<Record<string, Record<string, never>>>;
+  readonly Labels: Readonly<Record<string, string>>;
+}
+
 export interface EngineImagePlan {
   readonly tag: string;
   readonly files: readonly ImageFile[];
-  readonly dockerfile: string;
+  readonly config: EngineImageConfig;
 }
+
+const ENGINE_IMAGE_CONFIG: EngineImageConfig = {
+  Env: [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+  ],
+  Entrypoint: ["/usr/local/bin/kilnd"],
+  Volumes: { "/var/lib/kiln": {} },
+  Labels: { "org.kiln.engine-image": "true" },
+};
+
+/** Directories the engine expects (with their modes) besides those of the files. */
+const IMAGE_DIRS: readonly [string, number][] = [
+  ["/tmp", 0o1777],
+  ["/run/kiln", 0o755],
+  ["/var/lib/kiln", 0o755],
+  ["/etc/kiln", 0o755],
+  ["/root", 0o755],
+];
 
 /** The directory of the installed Kiln: the nearest package.json named "kiln" above this module. */
 export function kilnInstallDir(from: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -119,24 +158,19 @@ export async function planEngineImage(kilnDir: string = kilnInstallDir()): Promi
   });
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
-  const dockerfile = [
-    "FROM scratch",
-    "COPY rootfs/ /",
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-    "VOLUME /var/lib/kiln",
-    'ENTRYPOINT ["/usr/local/bin/kilnd"]',
-    "",
-  ].join("\n");
-  const hash = createHash("sha256").update(LAYOUT_VERSION).update(dockerfile);
+  const hash = createHash("sha256").update(LAYOUT_VERSION).update(JSON.stringify(ENGINE_IMAGE_CONFIG));
   for (const f of files) {
     hash.update(`\0${f.path}\0${f.mode}\0`);
     hash.update(typeof f.source === "string" ? await fileDigest(f.source) : f.source);
   }
-  return { tag: `${ENGINE_IMAGE_REPO}:${hash.digest("hex").slice(0, 16)}`, files, dockerfile };
+  return {
+    tag: `${ENGINE_IMAGE_REPO}:${hash.digest("hex").slice(0, 16)}`,
+    files,
+    config: ENGINE_IMAGE_CONFIG,
+  };
 }
 
-/** Builds the image on `docker` unless it is already there; returns its tag. */
+/** Loads the image into `docker` unless it is already there; returns its tag. */
 export async function ensureEngineImage(
   docker: Docker,
   log: (line: string) => void = () => {},
@@ -149,32 +183,59 @@ export async function ensureEngineImage(
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }
-  log(`building engine image ${plan.tag}`);
-  const stream = await docker.buildImage(buildContext(plan) as unknown as NodeJS.ReadableStream, {
-    t: plan.tag,
-    rm: true,
-    forcerm: true,
-    labels: { "org.kiln.engine-image": "true" },
-  });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null, output: { error?: string; errorDetail?: { message?: string } }[]) => {
-        const failed = output?.find((o) => o.error);
-        if (err) reject(err);
-        else if (failed)
-          reject(new Error(`building ${plan.tag}: ${failed.errorDetail?.message ?? failed.error}`));
-        else resolve();
-      },
-    );
-  });
+  log(`loading engine image ${plan.tag}`);
+  const work = await mkdtemp(join(tmpdir(), "kiln-engine-image-"));
+  try {
+    const layerFile = join(work, "layer.tar");
+    const layer = await writeLayer(plan, layerFile);
+    const archive = imageArchive(plan, layerFile, layer) as unknown as NodeJS.ReadableStream;
+    const response = await docker.loadImage(archive, { quiet: true });
+    const text = (await readAll(response)).toString("utf8");
+    // The daemon reports a refused archive in the stream, not as an HTTP status.
+    const failed = /"error(?:Detail)?"\s*:\s*(?:\{[^}]*"message"\s*:\s*)?"([^"]+)"/.exec(text);
+    if (failed) throw new Error(`loading ${plan.tag} into Docker: ${failed[1]}`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  await removeOlderEngineImages(docker, plan.tag);
   return plan.tag;
 }
 
-/** The build context: the Dockerfile and rootfs/ with every file of the plan. */
-export function buildContext(plan: EngineImagePlan): tarStream.Pack {
+/**
+ * Each Kiln (and each rebuild of it) has its own engine image of ~130 MB: drop the ones of earlier
+ * Kilns that no container uses any more, so that upgrades do not pile them up.
+ */
+async function removeOlderEngineImages(docker: Docker, current: string): Promise<void> {
+  const images = await docker
+    .listImages({ filters: JSON.stringify({ label: ["org.kiln.engine-image=true"] }) })
+    .catch(() => []);
+  for (const image of images) {
+    if ((image.RepoTags ?? []).includes(current)) continue;
+    // Refused while a container (a builder's engine) uses it: that one stays.
+    await docker
+      .getImage(image.Id)
+      .remove()
+      .catch(() => {});
+  }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks);
+}
+
+interface WrittenLayer {
+  /** sha256 of the uncompressed layer tar: the image's only diff ID. */
+  readonly diffId: string;
+  readonly size: number;
+}
+
+/** Writes the image's one layer (every file of the plan, under its directories) to `file`. */
+async function writeLayer(plan: EngineImagePlan, file: string): Promise<WrittenLayer> {
   const pack = tarStream.pack();
   const dirs = new Set<string>();
+  const dirModes = new Map(IMAGE_DIRS);
   const entry = (header: { name: string; mode: number; type?: "directory" }, body: Buffer | string = "") =>
     new Promise<void>((resolve, reject) => {
       pack.entry({ mtime: new Date(0), uid: 0, gid: 0, ...header }, body, (err) =>
@@ -185,30 +246,86 @@ export function buildContext(plan: EngineImagePlan): tarStream.Pack {
     if (dir === "/" || dirs.has(dir)) return;
     await ensureDir(posix.dirname(dir));
     dirs.add(dir);
-    await entry({ name: `rootfs${dir}/`, type: "directory", mode: dir === "/tmp" ? 0o1777 : 0o755 });
+    await entry({ name: `${dir.slice(1)}/`, type: "directory", mode: dirModes.get(dir) ?? 0o755 });
   };
-  (async () => {
-    await entry({ name: "Dockerfile", mode: 0o644 }, plan.dockerfile);
-    for (const d of ["/tmp", "/run/kiln", "/var/lib/kiln", "/etc/kiln", "/root"]) await ensureDir(d);
-    for (const f of plan.files) {
-      await ensureDir(posix.dirname(f.path));
-      if (Buffer.isBuffer(f.source)) {
-        await entry({ name: `rootfs${f.path}`, mode: f.mode }, f.source);
-        continue;
-      }
-      const size = (await stat(f.source)).size;
-      await new Promise<void>((resolve, reject) => {
-        const sink = pack.entry({ name: `rootfs${f.path}`, mode: f.mode, size, mtime: new Date(0) }, (err) =>
-          err ? reject(err) : resolve(),
-        );
-        createReadStream(f.source as string)
-          .on("error", reject)
-          .pipe(sink);
-      });
+  const hash = createHash("sha256");
+  let size = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const written = pipeline(pack, counted, createWriteStream(file));
+  for (const [d] of IMAGE_DIRS) await ensureDir(d);
+  for (const f of plan.files) {
+    await ensureDir(posix.dirname(f.path));
+    if (Buffer.isBuffer(f.source)) {
+      await entry({ name: f.path.slice(1), mode: f.mode }, f.source);
+      continue;
     }
+    const bytes = (await stat(f.source)).size;
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(
+        { name: f.path.slice(1), mode: f.mode, size: bytes, mtime: new Date(0), uid: 0, gid: 0 },
+        (err) => (err ? reject(err) : resolve()),
+      );
+      createReadStream(f.source as string)
+        .on("error", reject)
+        .pipe(sink);
+    });
+  }
+  pack.finalize();
+  await written;
+  return { diffId: `sha256:${hash.digest("hex")}`, size };
+}
+
+/** A `docker save` archive of the image: its config, its layer and manifest.json naming the tag. */
+export function imageArchive(plan: EngineImagePlan, layerFile: string, layer: WrittenLayer): tarStream.Pack {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: dockerArchitecture(),
+      os: "linux",
+      created: new Date(0).toISOString(),
+      config: plan.config,
+      rootfs: { type: "layers", diff_ids: [layer.diffId] },
+      history: [{ created: new Date(0).toISOString(), created_by: `${LAYOUT_VERSION} (assembled by kiln)` }],
+    }),
+  );
+  const configName = `${createHash("sha256").update(config).digest("hex")}.json`;
+  const layerName = `${layer.diffId.slice("sha256:".length)}/layer.tar`;
+  const manifest = JSON.stringify([{ Config: configName, RepoTags: [plan.tag], Layers: [layerName] }]);
+  const pack = tarStream.pack();
+  (async () => {
+    const add = (name: string, body: Buffer | string) =>
+      new Promise<void>((resolve, reject) =>
+        pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (err) => (err ? reject(err) : resolve())),
+      );
+    await add(configName, config);
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(
+        { name: layerName, mode: 0o644, size: layer.size, mtime: new Date(0) },
+        (err) => (err ? reject(err) : resolve()),
+      );
+      createReadStream(layerFile).on("error", reject).pipe(sink);
+    });
+    await add("manifest.json", manifest);
     pack.finalize();
   })().catch((err: Error) => pack.destroy(err));
   return pack;
+}
+
+/** This host's architecture in the image config's (GOARCH) spelling. */
+function dockerArchitecture(): string {
+  const arch: Record<string, string> = {
+    x64: "amd64",
+    arm64: "arm64",
+    arm: "arm",
+    ppc64: "ppc64le",
+    s390x: "s390x",
+  };
+  return arch[process.arch] ?? process.arch;
 }
 
 /** The package directories kilnd loads at run time: the bare imports of its bundle, and their dependencies. */
