@@ -178,7 +178,7 @@ export function registerCreateCommand(program: Command): void {
     .description("create a new builder instance")
     .argument("[endpoint]", "Docker context or host (docker-container), or engine address (remote)")
     .option("--name <name>", "builder instance name")
-    .option("--driver <driver>", "driver to use (docker-container, remote)")
+    .option("--driver <driver>", "driver to use (docker-container, kubernetes, remote)")
     .option("--driver-opt <options>", "options for the driver (key=value, CSV; repeatable)", collect, [])
     .option("--platform <platforms>", "fixed platforms for the current node (repeatable)", collect, [])
     .option("--append", "append a node to the builder instead of changing it", false)
