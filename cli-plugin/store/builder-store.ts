@@ -8,9 +8,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { withFileLock } from "../../src/fs/file-lock.js";
 import { dockerConfigDir } from "../plugin.js";
 import { DEFAULT_BUILDER, type NodeGroup, parseNodeGroup, validateName } from "./node-group.js";
-import { withFileLock } from "./store-lock.js";
 
 export interface CurrentSelection {
   /** The Docker endpoint the selection was made for. */

@@ -2,9 +2,10 @@
 // copies keyed by the client's directory (so the next build sends only what changed), checksummed
 // with per-file hashes cached across builds.
 import { createHash } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { contentChecksum, type FileHashCache, type FileHashRecord } from "../fs/checksum.js";
+import { acquireFileLock } from "../fs/file-lock.js";
 import type { CopyAction } from "../llb/ops.js";
 import { LocalAttr } from "../llb/source-attrs.js";
 import type { Digest } from "../oci/digest.js";
@@ -13,22 +14,43 @@ import { syncedCopyVersion } from "../source/local-sync.js";
 import { copySourceChecksum } from "../worker/fileop/copy-checksum.js";
 import type { LocalSources } from "../worker/op-worker.js";
 
-/** Serialises use of one engine-side copy: a build holds it from sync to its end. */
+/** How long a build waits for another process's build to finish with the same context copy. */
+const COPY_LOCK_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Serialises use of one engine-side copy: a build holds it from sync to its end. Builds of this
+ * engine queue in memory; engines of other processes on the same state (two CLIs building with
+ * the default builder at once) wait on a file lock beside the copy.
+ */
 export class LocalCopyLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
   async acquire(dir: string): Promise<() => void> {
     const prev = this.tails.get(dir) ?? Promise.resolve();
-    let release!: () => void;
+    let releaseTurn!: () => void;
     const mine = new Promise<void>((r) => {
-      release = r;
+      releaseTurn = r;
     });
     this.tails.set(
       dir,
       prev.then(() => mine),
     );
     await prev;
-    return release;
+    let releaseFile: () => void;
+    try {
+      await mkdir(dirname(dir), { recursive: true });
+      releaseFile = await acquireFileLock(`${dir.replace(/\/+$/, "")}.lock`, {
+        timeoutMs: COPY_LOCK_TIMEOUT_MS,
+        holder: "another build of the same context",
+      });
+    } catch (err) {
+      releaseTurn();
+      throw err;
+    }
+    return () => {
+      releaseFile();
+      releaseTurn();
+    };
   }
 }
 

@@ -1,14 +1,35 @@
-// The builder store's lock: an flock(2) on `<store>/.lock`, so that two CLIs changing builders at
-// once take turns. flock is taken by the `flock` program on a file descriptor this process opened
+// Exclusive locks between processes: an flock(2) on a lock file, so that two CLIs changing the
+// builder store, or two engines sharing a state directory's context copies, take turns. flock is
+// taken by the `flock` program on a file descriptor this process opened
 // and lends to it: the lock belongs to the open file description, so it stays with this process
 // after the child exits and is released when the descriptor is closed — or when the process dies,
-// which is why a crashed CLI never leaves a stale lock behind.
+// which is why a crashed process never leaves a stale lock behind.
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 
 export interface LockOptions {
-  /** How long to wait for another CLI to finish (default 20 s). */
+  /** How long to wait for the holder to finish (default 20 s). */
   readonly timeoutMs?: number;
+  /** Who holds such a lock, for the timeout message (default "another kiln command"). */
+  readonly holder?: string;
+}
+
+/** Takes the exclusive lock on `lockPath`; the returned function releases it. */
+export async function acquireFileLock(lockPath: string, opts: LockOptions = {}): Promise<() => void> {
+  const fd = openSync(lockPath, "a", 0o600);
+  try {
+    await takeLock(fd, lockPath, opts.timeoutMs ?? 20_000, opts.holder ?? "another kiln command");
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    // Closing the only descriptor of the open file description releases the flock.
+    closeSync(fd);
+  };
 }
 
 /** Holds the exclusive lock on `lockPath` while `fn` runs. */
@@ -17,17 +38,15 @@ export async function withFileLock<T>(
   fn: () => Promise<T>,
   opts: LockOptions = {},
 ): Promise<T> {
-  const fd = openSync(lockPath, "a", 0o600);
+  const release = await acquireFileLock(lockPath, opts);
   try {
-    await takeLock(fd, lockPath, opts.timeoutMs ?? 20_000);
     return await fn();
   } finally {
-    // Closing the only descriptor of the open file description releases the flock.
-    closeSync(fd);
+    release();
   }
 }
 
-function takeLock(fd: number, lockPath: string, timeoutMs: number): Promise<void> {
+function takeLock(fd: number, lockPath: string, timeoutMs: number, holder: string): Promise<void> {
   const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
   return new Promise((resolve, reject) => {
     const child = spawn("flock", ["--exclusive", "--wait", String(seconds), "3"], {
@@ -50,9 +69,7 @@ function takeLock(fd: number, lockPath: string, timeoutMs: number): Promise<void
       if (code === 0) resolve();
       else if (code === 1)
         reject(
-          new Error(
-            `timed out after ${seconds}s waiting for the lock on ${lockPath}: another kiln command holds it`,
-          ),
+          new Error(`timed out after ${seconds}s waiting for the lock on ${lockPath}: ${holder} holds it`),
         );
       else
         reject(
