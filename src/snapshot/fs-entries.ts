@@ -1,8 +1,8 @@
 // Files on disk described as layer entries: one entry per path from lstat + xattrs, hard links
 // found by inode (the first path in layer order carries the content, later ones link to it), and
 // the disk usage of a tree.
-import type { BigIntStats } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { type BigIntStats, lstatSync, readdirSync } from "node:fs";
+import { readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { deviceNumbers, readXattrs } from "../archive/file-attrs.js";
 import { isOverlayPrivateXattr, type LayerEntry } from "../archive/layer-entry.js";
@@ -91,17 +91,19 @@ export async function* withHardLinks(candidates: AsyncIterable<EntryCandidate>):
 export async function diskUsage(root: string): Promise<number> {
   const seen = new Set<string>();
   let total = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const name of await readdir(dir)) {
+  // Synchronous calls, as in fs/tree-walk.ts: every commit measures its snapshot, and a promise
+  // per lstat made measuring a 5,000-file COPY take ~200 ms instead of ~20.
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
       const p = join(dir, name);
-      const st = await lstat(p, { bigint: true });
+      const st = lstatSync(p, { bigint: true });
       const key = `${st.dev}:${st.ino}`;
       if (seen.has(key)) continue;
       seen.add(key);
       total += Number(st.blocks) * 512;
-      if (st.isDirectory()) await walk(p);
+      if (st.isDirectory()) walk(p);
     }
   };
-  await walk(root);
+  walk(root);
   return total;
 }
