@@ -15,7 +15,10 @@ export function registerBuildCommand(program: Command): void {
     .command("build")
     .alias("b")
     .description("Start a build")
-    .argument("<context>", "build context: a directory, - (tar on stdin) or a git URL")
+    .argument(
+      "<context>",
+      "build context: a directory, - (a tar archive or a Dockerfile on stdin) or a git URL (https://host/repo.git#ref:subdir, git@host:repo.git)",
+    )
     .option("-f, --file <path>", 'name of the Dockerfile (default: "PATH/Dockerfile")')
     .option("-t, --tag <name>", 'image name and optionally a tag ("name:tag")', collect, [])
     .option("--build-arg <key=value>", "set build-time variables", collect, [])

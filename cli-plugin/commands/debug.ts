@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { readBuildFiles } from "../../src/client/run-build.js";
+import { readBuildFiles } from "../../src/client/context-source.js";
 import { runDockerfileFrontend } from "../../src/engine/dockerfile-build.js";
 import { ImageSources } from "../../src/engine/image-sources.js";
 import { dumpAst } from "../../src/frontend/dockerfile/parser/dump.js";

@@ -10,6 +10,7 @@ import type {
   SecretSpec,
   SshSpec,
 } from "../../src/client/build-request.js";
+import { classifyContext, isGitSshContext, STDIN_CONFLICT } from "../../src/client/context-source.js";
 import { type Platform, parsePlatform } from "../../src/oci/platform.js";
 import { UsageError } from "../errors.js";
 import { parseKeyValues } from "./csv.js";
@@ -293,9 +294,11 @@ export function parseBuildFlags(
   if (raw.network && !["default", "none", "host"].includes(raw.network)) {
     throw new UsageError(`invalid --network ${JSON.stringify(raw.network)}: expected default, none or host`);
   }
+  const context = classifyContext(contextPath);
+  if (context.kind === "stdin" && raw.file === "-") throw new UsageError(STDIN_CONFLICT);
   let dockerfileText: string | undefined;
   if (raw.file === "-") dockerfileText = readFileSync(0, "utf8");
-  if (contextPath !== "-" && !/^(https?:\/\/|git@|git:\/\/)/.test(contextPath) && !existsSync(contextPath)) {
+  if (context.kind === "directory" && !existsSync(context.path)) {
     throw new UsageError(`unable to prepare context: path ${JSON.stringify(contextPath)} not found`);
   }
   const labels: Record<string, string> = {};
@@ -321,7 +324,11 @@ export function parseBuildFlags(
     addHosts: raw.addHost.map(parseAddHost),
     allow: raw.allow.flatMap((v) => v.split(",")).filter(Boolean),
     secrets: raw.secret.map((s) => parseSecret(s, env)),
-    ssh: raw.ssh.map(parseSsh),
+    // As Buildx: a git context over ssh gets the client's default agent unless --ssh says otherwise.
+    ssh:
+      raw.ssh.length === 0 && isGitSshContext(contextPath)
+        ? [{ id: "default", paths: [] }]
+        : raw.ssh.map(parseSsh),
     cacheFrom: raw.cacheFrom.map((v) => parseCacheSpec("--cache-from", v)),
     cacheTo: raw.cacheTo.map((v) => parseCacheSpec("--cache-to", v)),
     call,

@@ -50,10 +50,18 @@ export type CallKind = "build" | "check" | "outline" | "targets";
 export type ProgressMode = "auto" | "tty" | "plain" | "rawjson" | "quiet" | "none";
 
 export interface BuildRequest {
-  /** A directory, `-` (tar on stdin, already unpacked by the client into a directory), or a git URL. */
+  /**
+   * A directory; `-` (stdin: a tar the client unpacks and sends as the `context` directory, or a
+   * Dockerfile with an empty context); or a git URL (`https://host/repo.git#ref:subdir`, `git@…`,
+   * `ssh://…`, `git://…`) that the engine fetches itself.
+   */
   readonly contextPath: string;
+  /** `-f`: a client path; inside the archive for a stdin tar; relative to the subdir for a git URL. */
   readonly dockerfilePath?: string;
-  /** The Dockerfile's text: read by the client (from `-f`, `-f -` or CONTEXT/Dockerfile) before sending. */
+  /**
+   * The Dockerfile's text, read by the client (from `-f`, `-f -` or CONTEXT/Dockerfile) before
+   * sending; left unset for a git context, whose Dockerfile the engine reads from the checkout.
+   */
   readonly dockerfileText?: string;
   /** The Dockerfile's name as errors show it (`Dockerfile`, `build/app.Dockerfile`). */
   readonly dockerfileName?: string;

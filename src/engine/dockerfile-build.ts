@@ -9,10 +9,12 @@ import type {
   NamedContextSpec,
   ResolveImageFn,
 } from "../frontend/dockerfile/convert/types.js";
+import type { State } from "../llb/builder.js";
 import type { Definition } from "../llb/definition.js";
 import type { Platform } from "../oci/platform.js";
 import type { ImageConfig } from "../oci/spec.js";
 import { CONTEXT_LOCAL_NAME, namedContextLocalName } from "../session/types.js";
+import { isGitContextRequest, loadGitContext, type ReadSolvedFiles } from "./context-git.js";
 import type { BuildOutcome } from "./types.js";
 
 export interface PlatformBuild {
@@ -28,7 +30,35 @@ export type FrontendResult =
       readonly builds: readonly PlatformBuild[];
       readonly warnings: readonly string[];
       readonly epoch?: number;
+      /** The Dockerfile built, for errors that quote its lines. */
+      readonly dockerfile: { readonly name: string; readonly text: string };
     };
+
+export interface FrontendEnv {
+  readonly resolveImage: ResolveImageFn;
+  readonly buildPlatform: Platform;
+  /** Reads files of a solved state: how a git context's Dockerfile is read from its checkout. */
+  readonly readSolved?: ReadSolvedFiles;
+}
+
+/** What the Dockerfile is built with: its text, and the context (the client's directory or a checkout). */
+interface MainContext {
+  readonly dockerfile: { readonly name: string; readonly text: string };
+  readonly dockerignore?: readonly string[];
+  /** Set when the context is not the session's `context` directory. */
+  readonly state?: State;
+}
+
+async function mainContext(req: BuildRequest, env: FrontendEnv): Promise<MainContext> {
+  if (isGitContextRequest(req)) {
+    if (!env.readSolved)
+      throw new Error("this engine cannot fetch git contexts: it has no solver to read them");
+    return loadGitContext(req, env.readSolved);
+  }
+  const text = req.dockerfileText;
+  if (text === undefined) throw new Error("the build request carries no Dockerfile");
+  return { dockerfile: { name: req.dockerfileName ?? "Dockerfile", text }, dockerignore: req.dockerignore };
+}
 
 function namedContexts(req: BuildRequest): Record<string, NamedContextSpec> {
   const out: Record<string, NamedContextSpec> = {};
@@ -133,16 +163,13 @@ function withoutTargets(contexts: Record<string, NamedContextSpec>): Record<stri
   return Object.fromEntries(Object.entries(contexts).filter(([, c]) => c.kind !== "target"));
 }
 
-export async function runDockerfileFrontend(
-  req: BuildRequest,
-  env: { resolveImage: ResolveImageFn; buildPlatform: Platform },
-): Promise<FrontendResult> {
-  const text = req.dockerfileText;
-  if (text === undefined) throw new Error("the build request carries no Dockerfile");
+export async function runDockerfileFrontend(req: BuildRequest, env: FrontendEnv): Promise<FrontendResult> {
+  const main = await mainContext(req, env);
+  const text = main.dockerfile.text;
   const platforms = req.platforms.length ? req.platforms : [env.buildPlatform];
   const multi = platforms.length > 1;
   const base = (platform: Platform): ConvertOptions => ({
-    filename: req.dockerfileName ?? "Dockerfile",
+    filename: main.dockerfile.name,
     target: req.target,
     buildArgs: req.buildArgs,
     buildPlatform: env.buildPlatform,
@@ -151,7 +178,8 @@ export async function runDockerfileFrontend(
     labels: req.labels,
     namedContexts: namedContexts(req),
     contextName: CONTEXT_LOCAL_NAME,
-    dockerignore: req.dockerignore,
+    mainContext: main.state,
+    dockerignore: main.dockerignore,
     noCacheStages: req.noCacheFilter.length ? req.noCacheFilter : undefined,
     resolveImage: env.resolveImage,
     extraHosts: req.addHosts,
@@ -193,5 +221,6 @@ export async function runDockerfileFrontend(
     })),
     warnings,
     epoch: builds[0]?.result.epoch,
+    dockerfile: main.dockerfile,
   };
 }

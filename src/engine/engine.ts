@@ -24,6 +24,7 @@ import { executeFileAction } from "../worker/fileop/execute.js";
 import { RuncExecutor } from "../worker/oci/runc-executor.js";
 import { HostOpWorker } from "../worker/op-worker.js";
 import { BuildCacheIo, imageCompression } from "./cache-io.js";
+import { solvedFileReader } from "./context-git.js";
 import { runDockerfileFrontend } from "./dockerfile-build.js";
 import { checkEntitlements, requiredEntitlements } from "./entitlements.js";
 import { ImageSources } from "./image-sources.js";
@@ -166,6 +167,12 @@ export class Engine implements BuildEngine {
       const frontend = await runDockerfileFrontend(req, {
         resolveImage: (ref, platform) => sources.resolveConfig(ref, platform, req.pull),
         buildPlatform: hostPlatform(),
+        readSolved: solvedFileReader(this.solver, this.snapshotter, {
+          worker,
+          noCache: req.noCache,
+          signal: solveAbort.signal,
+          onProgress,
+        }),
       });
       if (frontend.kind === "report") return frontend.outcome;
       for (const b of frontend.builds)
@@ -188,7 +195,7 @@ export class Engine implements BuildEngine {
         req,
         progress,
       );
-      const dockerfile = { name: req.dockerfileName ?? "Dockerfile", text: req.dockerfileText ?? "" };
+      const dockerfile = frontend.dockerfile;
       const results: PlatformResult[] = await Promise.all(
         frontend.builds.map(async (b) => {
           const out = await this.solver

@@ -106,7 +106,9 @@ async function lsRemotePin(
     usedRef = tagRef;
   }
   if (!sha)
-    throw new GitSourceError(`repository ${redactCredentials(spec.remote)} does not contain ref ${ref}`);
+    throw new GitSourceError(
+      `repository ${redactCredentials(spec.remote)} does not contain ref ${ref}: check the branch, tag or commit named after "#" in the git URL`,
+    );
   if (!isCommitSha(sha)) throw new GitSourceError(`invalid commit sha ${JSON.stringify(sha)} for ref ${ref}`);
   return { sha, ref: usedRef, peeled: peeledTagSha || undefined };
 }
@@ -210,7 +212,7 @@ async function checkoutWithGitDir(
 }
 
 /** Every path of the subdir must be a real directory: a symlink could point out of the checkout. */
-async function checkSubdir(root: string, subdir: string): Promise<void> {
+async function checkSubdir(root: string, subdir: string, spec: GitSourceSpec, pin: GitPin): Promise<void> {
   let p = root;
   for (const part of subdir.split("/").filter((s) => s !== "" && s !== ".")) {
     p = join(p, part);
@@ -218,7 +220,9 @@ async function checkSubdir(root: string, subdir: string): Promise<void> {
     try {
       st = await lstat(p);
     } catch {
-      throw new GitSourceError(`subdir ${JSON.stringify(subdir)} does not exist in the repository`);
+      throw new GitSourceError(
+        `subdir ${JSON.stringify(subdir)} does not exist in ${redactCredentials(spec.remote)} at ${spec.ref || "the default branch"} (commit ${pin.commit}): check the path after ":" in the git URL's fragment`,
+      );
     }
     if (!st.isDirectory())
       throw new GitSourceError(
@@ -288,7 +292,7 @@ export async function checkoutGitToDir(
           if (!keepGitDir) await removeGitLinks(target);
         }
         if (subdir !== "") {
-          await checkSubdir(target, subdir);
+          await checkSubdir(target, subdir, spec, pin);
           for (const name of await readdir(join(target, subdir)))
             await rename(join(target, subdir, name), join(destDir, name));
         }

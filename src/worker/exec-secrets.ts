@@ -3,10 +3,10 @@
 // into a layer or into the cache — and are masked in the step's log. SSH agent requests from the
 // step are relayed to the client's agent over the session.
 import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import type { Server } from "node:net";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import type { ExecMeta, SecretMount, SshMount } from "../llb/ops.js";
+import { closeServer, listenSshAgentRelay } from "../session/ssh-agent-relay.js";
 import type { BuildSession } from "../session/types.js";
 import { mountAt, unmountTree } from "./oci/host-mount.js";
 import type { ContainerMount } from "./types.js";
@@ -44,7 +44,7 @@ export async function openExecSecrets(
   const servers: Server[] = [];
   const values: Buffer[] = [];
   const close = async () => {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await Promise.all(servers.map(closeServer));
     await unmountTree(dir);
     await rm(dir, { recursive: true, force: true });
   };
@@ -85,21 +85,7 @@ export async function openExecSecrets(
         );
       }
       const sock = join(dir, `ssh-${i}.sock`);
-      const server = createServer((conn) => {
-        session
-          .openSshAgent(m.sshId)
-          .then((agent) => {
-            if (!agent) return conn.destroy();
-            pipeline(conn, agent).catch(() => conn.destroy());
-            pipeline(agent, conn).catch(() => conn.destroy());
-          })
-          .catch(() => conn.destroy());
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(sock, () => resolve());
-      });
-      servers.push(server);
+      servers.push(await listenSshAgentRelay(session, m.sshId, sock));
       await chown(sock, m.uid, m.gid);
       await chmod(sock, m.mode);
       mounts.push({

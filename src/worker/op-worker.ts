@@ -22,6 +22,7 @@ import { hostPlatform, type Platform } from "../oci/platform.js";
 import type { BuildSession } from "../session/types.js";
 import type { ActiveSnapshot, MountSpec, SnapshotId, Snapshotter } from "../snapshot/types.js";
 import type { OpWorker, OutputResult, VertexContext } from "../solver/types.js";
+import { openGitSessionAgent } from "../source/git-session-agent.js";
 import { checkoutGitToDir, resolveGitKey } from "../source/git-source.js";
 import { fetchHttpToDir, resolveHttpKey } from "../source/http-source.js";
 import type { HttpSourceCache } from "../source/http-source-cache.js";
@@ -111,7 +112,10 @@ export class HostOpWorker implements OpWorker {
     const getSecret = (id: string) => this.deps.session?.getSecret(id) ?? Promise.resolve(undefined);
     if (isHttp(op))
       return resolveHttpKey(op.identifier, op.attrs, this.deps.remote.http, getSecret, ctx.signal);
-    if (isGit(op)) return resolveGitKey(op.identifier, op.attrs, { getSecret, signal: ctx.signal });
+    if (isGit(op))
+      return this.withGitAgent(op, (sshAuthSock) =>
+        resolveGitKey(op.identifier, op.attrs, { getSecret, sshAuthSock, signal: ctx.signal }),
+      );
     return undefined;
   }
 
@@ -197,11 +201,14 @@ export class HostOpWorker implements OpWorker {
           if (isHttp(op))
             await fetchHttpToDir(op.identifier, op.attrs, dir, this.deps.remote.http, getSecret, ctx.signal);
           else
-            await checkoutGitToDir(op.identifier, op.attrs, dir, {
-              cacheDir: this.deps.remote.gitCacheDir,
-              getSecret,
-              signal: ctx.signal,
-            });
+            await this.withGitAgent(op, (sshAuthSock) =>
+              checkoutGitToDir(op.identifier, op.attrs, dir, {
+                cacheDir: this.deps.remote.gitCacheDir,
+                getSecret,
+                sshAuthSock,
+                signal: ctx.signal,
+              }),
+            );
         });
         await this.deps.snapshotter.commit(active.id);
       } catch (err) {
@@ -211,6 +218,16 @@ export class HostOpWorker implements OpWorker {
       return { kind: "snapshot", id: active.id };
     }
     throw new Error(`unsupported source ${op.identifier}`);
+  }
+
+  /** Runs a git command for `op` with the client's SSH agent when the remote is reached over ssh. */
+  private async withGitAgent<T>(op: SourceOp, fn: (sshAuthSock?: string) => Promise<T>): Promise<T> {
+    const agent = await openGitSessionAgent(op.identifier, op.attrs, this.deps.session, this.deps.scratchDir);
+    try {
+      return await fn(agent.sshAuthSock);
+    } finally {
+      await agent.close();
+    }
   }
 
   /** Prepares a writable snapshot on top of an input (scratch → empty). */

@@ -5,7 +5,6 @@ import { posix } from "node:path";
 import {
   deferred,
   EnvList,
-  git as gitSource,
   http as httpSource,
   image as imageSource,
   local as localSource,
@@ -38,6 +37,7 @@ import { parseDockerfile } from "../parser/parser.js";
 import type { EnvGetter } from "../shell/lex.js";
 import { ShellLex } from "../shell/lex.js";
 import { type DispatchContext, dispatch } from "./dispatch.js";
+import { gitContextState } from "./git-context.js";
 import { isGitSource } from "./git-ref.js";
 import {
   cloneImage,
@@ -330,16 +330,18 @@ export class Converter {
     this.p = p;
     this.proxyEnv = proxyEnvFromBuildArgs(opts.buildArgs ?? {});
     const contextName = opts.contextName ?? "context";
-    this.buildContext = deferred(() => {
-      const follow = normalizeContextPaths(this.ctxPaths);
-      return localSource(contextName, {
-        followPaths: follow,
-        include: follow,
-        exclude: opts.dockerignore,
-        sharedKeyHint: contextName,
-        description: "[internal] load build context",
+    this.buildContext =
+      opts.mainContext ??
+      deferred(() => {
+        const follow = normalizeContextPaths(this.ctxPaths);
+        return localSource(contextName, {
+          followPaths: follow,
+          include: follow,
+          exclude: opts.dockerignore,
+          sharedKeyHint: contextName,
+          description: "[internal] load build context",
+        });
       });
-    });
   }
 
   private get loc() {
@@ -854,7 +856,9 @@ export class Converter {
       case "url": {
         if (isGitSource(nc.url))
           return {
-            state: gitSource(nc.url, "", { description: `[context ${name}] load git source ${nc.url}` }),
+            state: gitContextState(nc.url, {
+              description: `[context ${name}] load git source ${nc.url}`,
+            }),
           };
         let base = "__unnamed__";
         try {

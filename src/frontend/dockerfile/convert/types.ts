@@ -51,6 +51,11 @@ export interface ConvertOptions {
   /** Labels added to the result's config (`--label`). */
   readonly labels?: Readonly<Record<string, string>>;
   readonly namedContexts?: Readonly<Record<string, NamedContextSpec>>;
+  /**
+   * The main build context when it is not the client's directory (a git repository checked out by
+   * the engine); `contextName` then names nothing.
+   */
+  readonly mainContext?: State;
   /** The main context's local source name; default `context`. */
   readonly contextName?: string;
   /** .dockerignore patterns of the main context (for the exclude attr and CopyIgnoredFile). */
