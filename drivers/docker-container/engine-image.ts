@@ -33,7 +33,7 @@ const KILN_DIR = "/opt/kiln";
 /** Bumped when the layout below changes, so old images are not reused. */
 const LAYOUT_VERSION = "kiln-engine-image/2";
 /** Host programs the engine runs besides runc; those not installed are left out. */
-const ENGINE_TOOLS = ["mount", "umount", "gzip", "xz", "zstd"];
+const ENGINE_TOOLS = ["mount", "umount", "gzip", "xz", "zstd", "flock"];
 /** Packages whose source and build leftovers are not needed at run time: keep only these paths. */
 const PACKAGE_KEEP: Record<string, readonly string[]> = {
   "better-sqlite3": ["package.json", "lib", "build/Release/better_sqlite3.node"],
