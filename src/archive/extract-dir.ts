@@ -8,9 +8,17 @@ function permissionPolicy(): "fail" | "skip" {
   return process.getuid?.() === 0 ? "fail" : "skip";
 }
 
-/** Applies an uncompressed OCI layer to `dir`: `.wh.` entries delete, opaque markers empty dirs. */
-export function applyLayerToDir(dir: string, layer: Readable): Promise<ExtractResult> {
-  return extractLayer(dir, layer, { whiteouts: "apply", permissionErrors: permissionPolicy() });
+/**
+ * Applies an uncompressed OCI layer to `dir`: `.wh.` entries delete, opaque markers empty dirs —
+ * or, when `dir` is an unmounted overlay upper dir over `lowerDirs` (nearest first), become
+ * overlay whiteouts and opaque dirs.
+ */
+export function applyLayerToDir(
+  dir: string,
+  layer: Readable,
+  lowerDirs: readonly string[] = [],
+): Promise<ExtractResult> {
+  return extractLayer(dir, layer, { whiteouts: "apply", permissionErrors: permissionPolicy(), lowerDirs });
 }
 
 /** Unpacks a tar (an exported file system, a context on stdin) into `dir`, refusing unsafe entries. */

@@ -35,6 +35,40 @@ export async function readXattr(path: string, name: string): Promise<Buffer | un
   }
 }
 
+/** readXattrs without the thread pool: for the many small files of a layer applied in one go. */
+export function readXattrsSync(path: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let names: string[];
+  try {
+    names = xattr.listAttributesSync(path);
+  } catch (err) {
+    if (NO_XATTR_SUPPORT.test(String((err as Error).message))) return out;
+    throw new Error(`cannot list extended attributes of ${path}: ${(err as Error).message}`);
+  }
+  for (const name of names.sort()) {
+    const value = xattr.getAttributeSync(path, name);
+    if (value !== null) out.set(name, Buffer.from(value));
+  }
+  return out;
+}
+
+export function readXattrSync(path: string, name: string): Buffer | undefined {
+  try {
+    return xattr.getAttributeSync(path, name) ?? undefined;
+  } catch (err) {
+    if (NO_XATTR_SUPPORT.test(String((err as Error).message))) return undefined;
+    throw err;
+  }
+}
+
+export function writeXattrSync(path: string, name: string, value: Uint8Array | string): void {
+  try {
+    xattr.setAttributeSync(path, name, value);
+  } catch (err) {
+    throw new Error(`cannot set extended attribute ${name} on ${path}: ${(err as Error).message}`);
+  }
+}
+
 export async function writeXattr(path: string, name: string, value: Buffer): Promise<void> {
   try {
     await xattr.setAttribute(path, name, value);
@@ -59,6 +93,30 @@ export async function makeNode(path: string, kind: NodeKind, major = 0, minor = 
       code: /not permitted/i.test(e.stderr ?? "") ? "EPERM" : undefined,
     });
   }
+}
+
+/** Paths per mknod run: well under the kernel's limit on one command line. */
+const WHITEOUTS_PER_RUN = 256;
+
+/**
+ * Creates overlayfs whiteouts (0/0 character devices) at `paths`: one shell per few hundred, as a
+ * layer deleting many files would otherwise start mknod(1) once per file.
+ */
+export async function makeWhiteouts(paths: readonly string[]): Promise<void> {
+  for (let i = 0; i < paths.length; i += WHITEOUTS_PER_RUN) {
+    const batch = paths.slice(i, i + WHITEOUTS_PER_RUN);
+    try {
+      await run("sh", ["-c", 'for p; do mknod "$p" c 0 0 || exit 1; done', "sh", ...batch]);
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`creating overlay whiteouts failed: ${(e.stderr || e.message).trim()}`);
+    }
+  }
+}
+
+/** An overlayfs whiteout: a character device with device number 0/0. */
+export function isWhiteoutDevice(st: { isCharacterDevice(): boolean; rdev: number | bigint }): boolean {
+  return st.isCharacterDevice() && BigInt(st.rdev) === 0n;
 }
 
 /** Linux's split of a dev_t into major and minor numbers (glibc's gnu_dev_major/minor). */

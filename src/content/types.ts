@@ -11,6 +11,12 @@ export interface WriteOptions {
   /** When given, the write fails (and leaves nothing behind) unless the content has this digest. */
   readonly expected?: Digest;
   readonly expectedSize?: number;
+  /**
+   * The source checks `expected` itself (a registry download verified as it streams): it errors
+   * instead of ending when its bytes are not that digest, so the store counts them but does not
+   * hash them a second time. Only with `expected` and `expectedSize`.
+   */
+  readonly sourceVerified?: boolean;
   /** Cancels the write; the temp file is removed and nothing is stored. */
   readonly signal?: AbortSignal;
 }

@@ -11,9 +11,9 @@ import {
   parseCacheExports,
   parseCacheImports,
 } from "../cache/remote/cache-spec.js";
-import { exportRecords } from "../cache/remote/export-records.js";
+import { type ExportRecordDeps, exportRecords } from "../cache/remote/export-records.js";
 import { ImportedResultCache } from "../cache/remote/imported-cache.js";
-import { LocalCacheSource, writeCacheToLocal } from "../cache/remote/local-cache.js";
+import { type LocalCacheDir, LocalCacheSource, writeCacheToLocal } from "../cache/remote/local-cache.js";
 import { pushCacheToRegistry, RegistryCacheSource } from "../cache/remote/registry-cache.js";
 import { SolveRecorder } from "../cache/remote/solve-recorder.js";
 import type { BuildRequest } from "../client/build-request.js";
@@ -24,6 +24,7 @@ import { sha256Digest } from "../oci/digest.js";
 import type { ImageConfig } from "../oci/spec.js";
 import type { RegistryClient } from "../registry/client.js";
 import { RegistryNotFoundError } from "../registry/errors.js";
+import type { CacheDirAccess } from "../session/cache-dir.js";
 import type { Snapshotter } from "../snapshot/types.js";
 import type { ProgressSink } from "../solver/progress.js";
 import type { SolveOptions } from "../solver/solver.js";
@@ -40,6 +41,8 @@ export interface BuildCacheDeps {
   /** The engine's own result cache. */
   readonly local: ResultCache;
   readonly registry: RegistryClient;
+  /** The build session's client-side cache directories; undefined when the client cannot serve them. */
+  readonly cacheDirs: CacheDirAccess | undefined;
 }
 
 export class BuildCacheIo {
@@ -77,7 +80,7 @@ export class BuildCacheIo {
     const sources: CacheSource[] = parseCacheImports(req.cacheFrom).map((s) =>
       s.type === "registry"
         ? new RegistryCacheSource(deps.registry, s.ref)
-        : new LocalCacheSource(s.src, s.tag, s.digest),
+        : new LocalCacheSource(clientDir(deps, s.src), s.tag, s.digest),
     );
     const loaded = await Promise.all(sources.map((s) => io.load(s)));
     // Added in flag order so the first source that has a key wins.
@@ -128,6 +131,11 @@ export class BuildCacheIo {
     }
   }
 
+  /** The exporter's view: imported records stand in for the hits' chains that were never materialized. */
+  private get recordDeps(): ExportRecordDeps {
+    return { ...this.deps, imported: this.imported };
+  }
+
   /** What the solver needs to consult the imported cache and to record keys and results for export. */
   get solveOptions(): Pick<SolveOptions, "importedCache" | "onCacheKey" | "onResult"> {
     return {
@@ -148,7 +156,7 @@ export class BuildCacheIo {
     if (!this.inline) return [...results];
     return Promise.all(
       results.map(async (r) => {
-        const records = await exportRecords(this.deps, this.recorder, {
+        const records = await exportRecords(this.recordDeps, this.recorder, {
           mode: "min",
           roots: [r.snapshot],
           compression,
@@ -175,7 +183,7 @@ export class BuildCacheIo {
   }
 
   private async exportOne(spec: CacheExportSpec, results: readonly PlatformResult[]): Promise<void> {
-    const records = await exportRecords(this.deps, this.recorder, {
+    const records = await exportRecords(this.recordDeps, this.recorder, {
       mode: spec.mode,
       roots: results.map((r) => r.snapshot),
       compression: spec.compression,
@@ -186,8 +194,38 @@ export class BuildCacheIo {
     const written = await writeCacheManifest(this.deps.store, config, layers, spec);
     if (spec.target.type === "registry")
       await pushCacheToRegistry(this.deps.registry, spec.target.ref, written, this.deps.store);
-    else await writeCacheToLocal(spec.target.dest, spec.target.tag, written, this.deps.store);
+    else
+      await writeCacheToLocal(
+        clientDir(this.deps, spec.target.dest),
+        spec.target.tag,
+        written,
+        this.deps.store,
+      );
   }
+}
+
+/**
+ * A local cache directory: on the client's disk, which only the session reaches. A client that
+ * cannot serve it fails each use, so an import warns and an export fails as for any other cause.
+ */
+function clientDir(deps: BuildCacheDeps, dir: string): LocalCacheDir {
+  if (deps.cacheDirs) return { files: deps.cacheDirs, dir };
+  const unavailable = () =>
+    Promise.reject(
+      new Error(
+        `the client cannot serve its local cache directory ${dir} to the engine; update Kiln on the client`,
+      ),
+    );
+  return {
+    files: {
+      read: unavailable,
+      exists: unavailable,
+      openWrite: unavailable,
+      list: unavailable,
+      remove: unavailable,
+    },
+    dir,
+  };
 }
 
 /** The compression the image outputs use (their layers are what an inline cache refers to). */

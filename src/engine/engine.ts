@@ -191,6 +191,7 @@ export class Engine implements BuildEngine {
           chains: this.state.db.chainSnapshots,
           local: this.solver.cache,
           registry: sources.registry,
+          cacheDirs: session.cacheDirs,
         },
         req,
         progress,

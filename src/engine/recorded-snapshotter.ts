@@ -2,7 +2,14 @@
 // can point at snapshots, and garbage collection and `du` see them.
 import type { Readable } from "node:stream";
 import type { MetadataDb } from "../cache/metadata-db.js";
-import type { ActiveSnapshot, MountSpec, SnapshotId, SnapshotInfo, Snapshotter } from "../snapshot/types.js";
+import type {
+  ActiveSnapshot,
+  DeferredLayer,
+  MountSpec,
+  SnapshotId,
+  SnapshotInfo,
+  Snapshotter,
+} from "../snapshot/types.js";
 
 export class RecordedSnapshotter implements Snapshotter {
   constructor(
@@ -57,6 +64,12 @@ export class RecordedSnapshotter implements Snapshotter {
 
   async applyLayer(parent: SnapshotId | undefined, layer: Readable): Promise<SnapshotInfo> {
     const info = await this.inner.applyLayer(parent, layer);
+    this.db.snapshots.record(info);
+    return info;
+  }
+
+  async applyLayerLazily(parent: SnapshotId | undefined, layer: DeferredLayer): Promise<SnapshotInfo> {
+    const info = await this.inner.applyLayerLazily(parent, layer);
     this.db.snapshots.record(info);
     return info;
   }

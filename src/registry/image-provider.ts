@@ -39,6 +39,6 @@ export class RegistryImageProvider implements ImageProvider {
   ): Promise<void> {
     if (await store.has(desc.digest)) return consume(store.read(desc.digest));
     const stream = await this.client.fetchBlob(parseImageRef(ref), desc);
-    await teeIntoStore(stream, store, desc, consume);
+    await teeIntoStore(stream, store, desc, consume, { sourceVerified: true });
   }
 }

@@ -287,7 +287,7 @@ export class RegistryPuller {
   ): Promise<{ fetched: boolean }> {
     if (await store.has(desc.digest)) return { fetched: false };
     const stream = await this.fetchBlob(ref, desc, opts);
-    await store.write(stream, { expected: desc.digest, expectedSize: desc.size });
+    await store.write(stream, { expected: desc.digest, expectedSize: desc.size, sourceVerified: true });
     bothListeners(
       this.emit,
       opts.onEvent,

@@ -115,6 +115,8 @@ export interface WireSessionInfo {
   sshIds: string[];
   /** Whether the client answers credentialsRequest (false from clients that predate it). */
   registryCredentials?: boolean;
+  /** Whether the client answers cacheDirRequest (false from clients that predate it). */
+  cacheDirs?: boolean;
 }
 
 /** A registry login on the wire; its fields are proto3 `optional`, so an empty password stays a password. */
@@ -167,6 +169,16 @@ export interface WireSessionReply {
   data?: Buffer;
   error?: string;
   credentials?: WireRegistryCredentials | null;
+  names?: string[];
+}
+
+export type WireCacheDirOp = "read" | "exists" | "write" | "list" | "remove";
+
+export interface WireCacheDirRequest {
+  call: number;
+  dir: string;
+  path: string;
+  op: string;
 }
 
 export interface WireStreamData {
@@ -257,7 +269,8 @@ export type BuildClientMessage =
   | { kind?: "sshData"; sshData: WireStreamData }
   | { kind?: "exportCredit"; exportCredit: WireStreamCredit }
   | { kind?: "exportEnd"; exportEnd: WireStreamEnd }
-  | { kind?: "cancel"; cancel: { reason: string } };
+  | { kind?: "cancel"; cancel: { reason: string } }
+  | { kind?: "cacheDirData"; cacheDirData: WireStreamData };
 
 export type BuildServerMessage =
   | { kind?: "progress"; progress: WireProgressEvent }
@@ -270,7 +283,8 @@ export type BuildServerMessage =
   | { kind?: "exportData"; exportData: WireStreamData }
   | { kind?: "callCancel"; callCancel: { call: number } }
   | { kind?: "result"; result: WireBuildResult }
-  | { kind?: "credentialsRequest"; credentialsRequest: { call: number; host: string } };
+  | { kind?: "credentialsRequest"; credentialsRequest: { call: number; host: string } }
+  | { kind?: "cacheDirRequest"; cacheDirRequest: WireCacheDirRequest };
 
 /** One side's way to put messages on a build stream; `send` returns false when the caller should wait for `drained`. */
 export interface MessageSink<T> {

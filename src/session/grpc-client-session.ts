@@ -1,14 +1,15 @@
 // The client side of a session carried over a build stream: answers the engine's requests with the
-// client's own BuildSession (its directories, secrets, SSH agents, registry credentials and output
-// destinations), and describes up front what the engine must know without asking (directory keys,
-// SSH ids, whether it answers for registry credentials).
-import type { Duplex, Writable } from "node:stream";
+// client's own BuildSession (its directories, secrets, SSH agents, registry credentials, output
+// destinations and local cache directories), and describes up front what the engine must know
+// without asking (directory keys, SSH ids, which of the optional questions it answers).
+import type { Duplex, Readable, Writable } from "node:stream";
 import type { BuildRequest } from "../client/build-request.js";
 import type { RegistryCredentials } from "../registry/credentials.js";
 import type {
   BuildClientMessage,
   BuildServerMessage,
   MessageSink,
+  WireCacheDirRequest,
   WireExportOpen,
   WireRegistryCredentials,
   WireSessionInfo,
@@ -33,6 +34,7 @@ export function describeSession(session: BuildSession, request: BuildRequest): W
     sharedKeys,
     sshIds: request.ssh.map((s) => s.id).filter((id) => session.hasSsh(id)),
     registryCredentials: session.registryCredentials !== undefined,
+    cacheDirs: session.cacheDirs !== undefined,
   };
 }
 
@@ -53,6 +55,7 @@ export class SessionResponder {
   private readonly syncs = new Map<number, SyncSender>();
   private readonly sshStreams = new Map<number, Duplex>();
   private readonly exports = new Map<number, Writable>();
+  private readonly cacheReads = new Map<number, Readable>();
   private closed = false;
 
   constructor(
@@ -71,6 +74,7 @@ export class SessionResponder {
     else if ("sshData" in msg) this.onSshData(msg.sshData);
     else if ("exportOpen" in msg) this.openExport(msg.exportOpen);
     else if ("exportData" in msg) this.onExportData(msg.exportData);
+    else if ("cacheDirRequest" in msg) this.onCacheDirRequest(msg.cacheDirRequest);
     else if ("callCancel" in msg) this.cancelCall(msg.callCancel.call);
     else return false;
     return true;
@@ -86,6 +90,8 @@ export class SessionResponder {
     for (const w of this.exports.values())
       w.destroy(new Error("the build ended before its export was complete"));
     this.exports.clear();
+    for (const r of this.cacheReads.values()) r.destroy();
+    this.cacheReads.clear();
   }
 
   private startSync({ call, name, include, exclude }: WireSyncRequest): void {
@@ -149,6 +155,7 @@ export class SessionResponder {
     this.syncs.delete(call);
     this.sshStreams.get(call)?.destroy();
     this.exports.get(call)?.destroy(new Error("the engine cancelled the export"));
+    this.cacheReads.get(call)?.destroy();
   }
 
   private openSsh(stream: number, id: string): void {
@@ -193,20 +200,92 @@ export class SessionResponder {
     const target: ExportTarget = open.subdir
       ? { output: open.output, kind, subdir: open.subdir }
       : { output: open.output, kind };
-    this.session.openExport(target).then(
+    this.acceptStream(open.stream, this.session.openExport(target), message);
+  }
+
+  /**
+   * Takes the engine's bytes for a stream the session opened (an export, a cache file write) and
+   * reports how storing them ended.
+   */
+  private acceptStream(
+    id: number,
+    opened: Promise<{ stream: Writable; done: Promise<void> }>,
+    describeError: (err: unknown) => string,
+  ): void {
+    opened.then(
       ({ stream, done }) => {
         if (this.closed) return stream.destroy();
-        this.exports.set(open.stream, stream);
+        this.exports.set(id, stream);
         done
           .then(
-            () => this.send({ exportEnd: { stream: open.stream } }),
-            (err) => this.send({ exportEnd: { stream: open.stream, error: message(err) } }),
+            () => this.send({ exportEnd: { stream: id } }),
+            (err) => this.send({ exportEnd: { stream: id, error: describeError(err) } }),
           )
-          .finally(() => this.exports.delete(open.stream));
-        this.send({ reply: { call: open.stream, found: true } });
+          .finally(() => this.exports.delete(id));
+        this.send({ reply: { call: id, found: true } });
       },
-      (err) => this.replyError(open.stream, message(err)),
+      (err) => this.replyError(id, describeError(err)),
     );
+  }
+
+  private onCacheDirRequest({ call, dir, path, op }: WireCacheDirRequest): void {
+    const files = this.session.cacheDirs;
+    if (!files) {
+      this.replyError(call, "this client serves no local cache directories");
+      return;
+    }
+    const describe = (err: unknown) => `local cache directory ${dir} (${path}): ${message(err)}`;
+    const answer = <T>(result: Promise<T>, reply: (value: T) => BuildClientMessage) =>
+      result.then(
+        (value) => this.send(reply(value)),
+        (err) => this.replyError(call, describe(err)),
+      );
+    switch (op) {
+      case "read":
+        answer(files.read(dir, path), (file) => {
+          if (file) this.sendCacheFile(call, file);
+          return { reply: { call, found: file !== undefined } };
+        });
+        break;
+      case "exists":
+        answer(files.exists(dir, path), (found) => ({ reply: { call, found } }));
+        break;
+      case "list":
+        answer(files.list(dir, path), (names) => ({ reply: { call, found: true, names } }));
+        break;
+      case "remove":
+        answer(files.remove(dir, path), () => ({ reply: { call, found: true } }));
+        break;
+      case "write":
+        this.acceptStream(call, files.openWrite(dir, path), describe);
+        break;
+      default:
+        this.replyError(call, `unknown local cache directory operation ${JSON.stringify(op)}`);
+    }
+  }
+
+  /** Streams a cache file to the engine after its opening reply, waiting whenever the stream is full. */
+  private sendCacheFile(call: number, file: Readable): void {
+    if (this.closed) {
+      file.destroy();
+      return;
+    }
+    this.cacheReads.set(call, file);
+    // Deferred, so the opening reply goes first.
+    queueMicrotask(async () => {
+      try {
+        for await (const data of file as AsyncIterable<Buffer>) {
+          if (this.closed) return;
+          if (!this.sink.send({ cacheDirData: { stream: call, data } })) await this.sink.drained();
+        }
+        this.send({ cacheDirData: { stream: call, eof: true } });
+      } catch (err) {
+        this.send({ cacheDirData: { stream: call, eof: true, error: message(err) } });
+      } finally {
+        this.cacheReads.delete(call);
+        file.destroy();
+      }
+    });
   }
 
   private onExportData(data: WireStreamData): void {

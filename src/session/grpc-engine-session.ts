@@ -1,19 +1,22 @@
 // The engine's view of a session whose client is at the other end of a build stream: each
 // BuildSession call becomes a numbered request to the client, and the client's messages for it
-// are routed back here. Syncs, SSH agent connections and exports are multiplexed by number.
+// are routed back here. Syncs, SSH agent connections, exports and cache file reads and writes are
+// multiplexed by number.
 // Registry credentials are asked for only when the client said it answers for them.
 import { createHash } from "node:crypto";
-import { Duplex, Writable } from "node:stream";
+import { Duplex, Readable, Writable } from "node:stream";
 import type { RegistryCredentials } from "../registry/credentials.js";
 import type {
   BuildClientMessage,
   BuildServerMessage,
+  WireCacheDirOp,
   WireRegistryCredentials,
   WireSessionInfo,
   WireSessionReply,
   WireStreamData,
 } from "../server/engine-proto.js";
 import type { SyncOptions, SyncStats } from "../source/local-sync.js";
+import type { CacheDirAccess } from "./cache-dir.js";
 import { SyncReceiver } from "./grpc-sync-receiver.js";
 import type { BuildSession, ExportTarget } from "./types.js";
 
@@ -89,6 +92,12 @@ class ExportWriter extends Writable {
   }
 }
 
+/** A cache file the client is sending: input pauses while its reader is behind. */
+interface CacheFileRead {
+  readonly readable: Readable;
+  release?: () => void;
+}
+
 interface OpenExport {
   writer: ExportWriter;
   resolveDone(): void;
@@ -116,6 +125,8 @@ export class RemoteSession implements BuildSession {
   private readonly syncs = new Map<number, SyncReceiver>();
   private readonly sshStreams = new Map<number, Duplex>();
   private readonly exports = new Map<number, OpenExport>();
+  private readonly cacheReads = new Map<number, CacheFileRead>();
+  readonly cacheDirs?: CacheDirAccess;
 
   constructor(
     info: WireSessionInfo,
@@ -125,6 +136,21 @@ export class RemoteSession implements BuildSession {
     this.sharedKeys = info.sharedKeys ?? {};
     this.sshIds = new Set(info.sshIds ?? []);
     this.answersCredentials = info.registryCredentials === true;
+    // A client that predates cache directories would never answer for them.
+    if (info.cacheDirs) {
+      const request = (dir: string, path: string, op: WireCacheDirOp) =>
+        this.request((call) => ({ cacheDirRequest: { call, dir, path, op } }));
+      this.cacheDirs = {
+        read: (dir, path) => this.readCacheFile(dir, path),
+        exists: async (dir, path) => (await request(dir, path, "exists")).found === true,
+        openWrite: (dir, path) =>
+          this.openWriteStream((call) => ({ cacheDirRequest: { call, dir, path, op: "write" } })),
+        list: async (dir, path) => (await request(dir, path, "list")).names ?? [],
+        remove: async (dir, path) => {
+          await request(dir, path, "remove");
+        },
+      };
+    }
   }
 
   sharedKey(name: string): string {
@@ -210,17 +236,32 @@ export class RemoteSession implements BuildSession {
     return duplex;
   }
 
-  async openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }> {
-    const stream = this.nextCall++;
-    const reply = this.awaitReply(stream);
-    this.channel.send({
+  openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }> {
+    return this.openWriteStream((stream) => ({
       exportOpen: {
         stream,
         output: target.output,
         kind: target.kind,
         ...(target.subdir !== undefined ? { subdir: target.subdir } : {}),
       },
-    });
+    }));
+  }
+
+  /** Sends a numbered request and waits for the client's reply to it. */
+  private request(message: (call: number) => BuildServerMessage): Promise<WireSessionReply> {
+    const call = this.nextCall++;
+    const reply = this.awaitReply(call);
+    this.channel.send(message(call));
+    return reply;
+  }
+
+  /** Opens a stream of bytes to the client (an export, a cache file write) with credit-based flow. */
+  private async openWriteStream(
+    open: (stream: number) => BuildServerMessage,
+  ): Promise<{ stream: Writable; done: Promise<void> }> {
+    const stream = this.nextCall++;
+    const reply = this.awaitReply(stream);
+    this.channel.send(open(stream));
     await reply;
     const writer = new ExportWriter(stream, this.channel);
     let resolveDone!: () => void;
@@ -235,12 +276,58 @@ export class RemoteSession implements BuildSession {
     return { stream: writer, done };
   }
 
+  private async readCacheFile(dir: string, path: string): Promise<Readable | undefined> {
+    const call = this.nextCall++;
+    const read: CacheFileRead = {
+      readable: new Readable({
+        read: () => {
+          const release = read.release;
+          read.release = undefined;
+          release?.();
+        },
+        destroy: (err, callback) => {
+          read.release?.();
+          // Given up before the end: the client can stop reading the file.
+          if (this.cacheReads.delete(call)) this.channel.send({ callCancel: { call } });
+          callback(err);
+        },
+      }),
+    };
+    // Registered before asking: the file's first bytes may follow the reply at once.
+    this.cacheReads.set(call, read);
+    const reply = this.awaitReply(call);
+    this.channel.send({ cacheDirRequest: { call, dir, path, op: "read" } });
+    try {
+      if ((await reply).found) return read.readable;
+    } catch (err) {
+      this.cacheReads.delete(call);
+      throw err;
+    }
+    this.cacheReads.delete(call);
+    return undefined;
+  }
+
+  private onCacheDirData(data: WireStreamData): void {
+    const read = this.cacheReads.get(data.stream);
+    if (!read) return;
+    if (data.data?.length && !read.readable.push(Buffer.from(data.data)) && !read.release)
+      read.release = this.channel.holdInput();
+    if (data.error !== undefined) {
+      this.cacheReads.delete(data.stream);
+      read.readable.destroy(new Error(`the client failed to read a local cache file: ${data.error}`));
+    } else if (data.eof) {
+      this.cacheReads.delete(data.stream);
+      read.readable.push(null);
+    }
+  }
+
   /** Routes a client message to the call or stream it belongs to; false when it is not a session message. */
   handle(message: BuildClientMessage): boolean {
     if ("syncEntries" in message) this.syncs.get(message.syncEntries.call)?.onEntries(message.syncEntries);
     else if ("syncData" in message) this.syncs.get(message.syncData.call)?.onData(message.syncData);
     else if ("reply" in message) this.onReply(message.reply);
     else if ("sshData" in message) this.onSshData(message.sshData);
+    else if ("cacheDirData" in message) this.onCacheDirData(message.cacheDirData);
     else if ("exportCredit" in message) {
       this.exports.get(message.exportCredit.stream)?.writer.credit(Number(message.exportCredit.bytes));
     } else if ("exportEnd" in message) {
@@ -259,6 +346,9 @@ export class RemoteSession implements BuildSession {
     this.replies.clear();
     for (const s of this.syncs.values()) s.fail(err);
     for (const d of this.sshStreams.values()) d.destroy(err);
+    const reads = [...this.cacheReads.values()];
+    this.cacheReads.clear();
+    for (const r of reads) r.readable.destroy(err);
     for (const e of this.exports.values()) {
       e.writer.destroy(err);
       e.rejectDone(err);

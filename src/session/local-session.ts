@@ -14,6 +14,7 @@ import { extractTarToDir } from "../archive/extract-dir.js";
 import type { BuildRequest } from "../client/build-request.js";
 import { DockerConfigCredentials, type RegistryCredentials } from "../registry/credentials.js";
 import { type SyncOptions, type SyncStats, syncLocalContext } from "../source/local-sync.js";
+import { type CacheDirAccess, HostCacheDirs } from "./cache-dir.js";
 import { type BuildSession, CONTEXT_LOCAL_NAME, type ExportTarget, namedContextLocalName } from "./types.js";
 
 export interface LocalSessionOptions {
@@ -32,10 +33,12 @@ export class LocalSession implements BuildSession {
   private readonly dirs = new Map<string, string>();
   private readonly env: NodeJS.ProcessEnv;
   private credentials?: DockerConfigCredentials;
+  readonly cacheDirs: CacheDirAccess;
 
   constructor(private readonly opts: LocalSessionOptions) {
     this.env = opts.env ?? process.env;
     const req = opts.request;
+    this.cacheDirs = new HostCacheDirs(req);
     if (req.contextPath !== "-" && !/^[a-z]+:\/\//.test(req.contextPath))
       this.dirs.set(CONTEXT_LOCAL_NAME, resolve(req.contextPath));
     for (const [name, ctx] of Object.entries(req.buildContexts)) {

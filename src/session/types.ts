@@ -5,6 +5,7 @@
 import type { Duplex, Writable } from "node:stream";
 import type { RegistryCredentials } from "../registry/credentials.js";
 import type { SyncOptions, SyncStats } from "../source/local-sync.js";
+import type { CacheDirAccess } from "./cache-dir.js";
 
 /** Names of the session's local directories: the build context, and named local contexts. */
 export const CONTEXT_LOCAL_NAME = "context";
@@ -47,6 +48,11 @@ export interface BuildSession {
    * Absent when the client cannot answer (the engine then uses only its own credentials).
    */
   registryCredentials?(host: string): Promise<RegistryCredentials | undefined>;
+  /**
+   * The client's local cache directories (`--cache-to type=local`, `--cache-from type=local`).
+   * Absent when the client cannot serve them (a client that predates them).
+   */
+  readonly cacheDirs?: CacheDirAccess;
   /** A stream to the client for a client-side output; resolves when the client has stored it all. */
   openExport(target: ExportTarget): Promise<{ stream: Writable; done: Promise<void> }>;
 }

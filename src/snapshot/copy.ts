@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { LayerEntry } from "../archive/layer-entry.js";
 import { DirectorySnapshotter } from "./directory-snapshotter.js";
-import { diskUsage } from "./fs-entries.js";
 import { treeDiffEntries } from "./tree-diff.js";
 import type { MountSpec, SnapshotInfo } from "./types.js";
 
@@ -51,8 +50,8 @@ export class CopySnapshotter extends DirectorySnapshotter {
     return treeDiffEntries(this.store.fsDir(snapshot.id), parent);
   }
 
-  /** A copy holds its whole tree, so that is what it costs on disk (less where reflinks share). */
-  protected measure(snapshot: SnapshotInfo): Promise<number> {
-    return diskUsage(this.store.fsDir(snapshot.id));
+  /** A copy holds its parent's whole tree: a layer deletes from it as it would through a mount. */
+  protected async layersBelow(): Promise<string[]> {
+    return [];
   }
 }

@@ -1,12 +1,12 @@
 // The overlayfs snapshotter: a snapshot's fs/ is its overlay upper dir, so it holds exactly its
 // changes; mounts stack the parent chain (nearest first) as lower dirs. The options that make the
 // kernel keep changes out of the upper dir (metadata-only copy-up, directory redirects) are
-// turned off, so the upper dir stays a faithful layer.
+// turned off, so the upper dir stays a faithful layer. Layers are applied into an upper dir
+// unmounted, written in overlay's own whiteout and opaque formats.
 import { access, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { LayerEntry } from "../archive/layer-entry.js";
 import { DirectorySnapshotter } from "./directory-snapshotter.js";
-import { diskUsage } from "./fs-entries.js";
 import { overlayUpperEntries } from "./overlay-diff.js";
 import type { MountSpec, SnapshotInfo } from "./types.js";
 
@@ -84,7 +84,7 @@ export class OverlaySnapshotter extends DirectorySnapshotter {
     return overlayUpperEntries(this.store.fsDir(snapshot.id));
   }
 
-  protected measure(snapshot: SnapshotInfo): Promise<number> {
-    return diskUsage(this.store.fsDir(snapshot.id));
+  protected async layersBelow(parent: SnapshotInfo | undefined): Promise<string[]> {
+    return parent ? this.lowerDirs(parent) : [];
   }
 }

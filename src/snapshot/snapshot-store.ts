@@ -163,24 +163,80 @@ export class SnapshotStore {
    * Makes a new snapshot: `build` fills its directory (still under tmp/), then the record is
    * written and the directory renamed into place.
    */
-  async create(parent: SnapshotId | undefined, build: (dir: string) => Promise<void>): Promise<SnapshotInfo> {
+  create(parent: SnapshotId | undefined, build: (dir: string) => Promise<void>): Promise<SnapshotInfo> {
+    return this.make(parent, async (dir) => {
+      await build(dir);
+      return undefined;
+    });
+  }
+
+  /**
+   * create() for a snapshot that is complete once built (an applied layer): `build` returns its
+   * size, and the one record written says committed.
+   */
+  createCommitted(
+    parent: SnapshotId | undefined,
+    build: (dir: string) => Promise<number>,
+  ): Promise<SnapshotInfo> {
+    return this.make(parent, build);
+  }
+
+  /**
+   * A committed snapshot that has a record in memory only, and no directory until fill() makes
+   * one: nothing of it is on disk, so a restart finds no trace of it.
+   */
+  async createLazy(parent: SnapshotId | undefined): Promise<SnapshotInfo> {
     const records = await this.load();
+    const id = await this.newId(records);
+    const rec: SnapshotInfo = { id, parent, kind: "committed", size: 0, createdAt: Date.now(), lazy: true };
+    records.set(id, rec);
+    return rec;
+  }
+
+  /** Gives a lazy snapshot its directory: built under tmp/ as createCommitted does, then in place. */
+  async fill(id: SnapshotId, build: (dir: string) => Promise<number>): Promise<SnapshotInfo> {
+    const lazy = await this.require(id);
+    if (!lazy.lazy) throw new Error(`snapshot ${id} is not lazy; it has its files already`);
+    return this.buildInStaging(id, lazy.parent, build, lazy.createdAt);
+  }
+
+  private async newId(records: Map<SnapshotId, SnapshotInfo>): Promise<SnapshotId> {
     for (;;) {
       const id = randomBytes(6).toString("hex") as SnapshotId;
-      if (records.has(id) || (await lstat(join(this.root, id)).catch(() => undefined))) continue;
-      const staging = join(this.tmpDir, `new-${id}`);
-      await mkdir(staging);
-      try {
-        await build(staging);
-        const rec: SnapshotInfo = { id, parent, kind: "active", size: 0, createdAt: Date.now() };
-        await writeFileAtomically(join(staging, RECORD_FILE), JSON.stringify(rec));
-        await rename(staging, join(this.root, id));
-        records.set(id, rec);
-        return rec;
-      } catch (err) {
-        await rm(staging, { recursive: true, force: true });
-        throw err;
-      }
+      if (!records.has(id) && !(await lstat(join(this.root, id)).catch(() => undefined))) return id;
+    }
+  }
+
+  /** `build` returns the size of a snapshot born committed, undefined for an active one. */
+  private async make(
+    parent: SnapshotId | undefined,
+    build: (dir: string) => Promise<number | undefined>,
+  ): Promise<SnapshotInfo> {
+    return this.buildInStaging(await this.newId(await this.load()), parent, build, Date.now());
+  }
+
+  private async buildInStaging(
+    id: SnapshotId,
+    parent: SnapshotId | undefined,
+    build: (dir: string) => Promise<number | undefined>,
+    createdAt: number,
+  ): Promise<SnapshotInfo> {
+    const records = await this.load();
+    const staging = join(this.tmpDir, `new-${id}`);
+    await mkdir(staging);
+    try {
+      const size = await build(staging);
+      const rec: SnapshotInfo =
+        size === undefined
+          ? { id, parent, kind: "active", size: 0, createdAt }
+          : { id, parent, kind: "committed", size, createdAt };
+      await writeFileAtomically(join(staging, RECORD_FILE), JSON.stringify(rec));
+      await rename(staging, join(this.root, id));
+      records.set(id, rec);
+      return rec;
+    } catch (err) {
+      await rm(staging, { recursive: true, force: true });
+      throw err;
     }
   }
 

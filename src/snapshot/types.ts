@@ -26,7 +26,15 @@ export interface SnapshotInfo {
   /** Bytes this snapshot adds over its parent. */
   readonly size: number;
   readonly createdAt: number;
+  /** Committed, but its layer is applied only when the snapshot is first read (applyLayerLazily). */
+  readonly lazy?: true;
 }
+
+/**
+ * A layer applied later: each call gives its uncompressed tar, a stream that errors at its end
+ * when the bytes are not the layer promised (the diff ID).
+ */
+export type DeferredLayer = () => Readable;
 
 export interface Snapshotter {
   readonly name: "overlayfs" | "copy";
@@ -50,6 +58,13 @@ export interface Snapshotter {
   diff(id: SnapshotId): Readable;
   /** Applies an uncompressed OCI layer tar onto `parent`, safely; returns the committed snapshot. */
   applyLayer(parent: SnapshotId | undefined, layer: Readable): Promise<SnapshotInfo>;
+  /**
+   * applyLayer, deferred: the snapshot is committed at once, but its files are written only when
+   * it is first read or built on (a mount, a view, a diff, a child), so an imported cache result
+   * that no step and no output opens costs no unpacking. It lives in this process only: one never
+   * read is gone after a restart, like a snapshot that was never made.
+   */
+  applyLayerLazily(parent: SnapshotId | undefined, layer: DeferredLayer): Promise<SnapshotInfo>;
   /** Removes leftovers of a crashed process: active snapshots with no owner, stale mounts. */
   cleanup(keep: (id: SnapshotId) => boolean): Promise<void>;
 }

@@ -4,6 +4,9 @@ import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import type { Descriptor } from "../oci/spec.js";
 
+/** Bytes kept for a consumer that is behind, before the download waits for it. */
+const CONSUMER_BUFFER = 32 << 20;
+
 /** Resolves once `w` can take more, or is gone (destroyed by its reader's failure). */
 function drained(w: Writable): Promise<void> {
   if (w.destroyed || !w.writableNeedDrain) return Promise.resolve();
@@ -18,6 +21,11 @@ function drained(w: Writable): Promise<void> {
   });
 }
 
+export interface TeeOptions {
+  /** `source` fails instead of ending when it is not the blob `desc` (a registry's verified download). */
+  readonly sourceVerified?: boolean;
+}
+
 /**
  * Writes `source` (the blob `desc`) into `store` and into `consume` at once. Rejects with the first
  * failure of the three; the store keeps the blob only when every byte matched the digest.
@@ -27,9 +35,11 @@ export async function teeIntoStore(
   store: ContentStore,
   desc: Descriptor,
   consume: (bytes: Readable) => Promise<void>,
+  opts: TeeOptions = {},
 ): Promise<void> {
   const toStore = new PassThrough({ highWaterMark: 4 << 20 });
-  const toConsumer = new PassThrough({ highWaterMark: 4 << 20 });
+  // Room for the download to go on while the consumer waits (a layer's parent still being applied).
+  const toConsumer = new PassThrough({ highWaterMark: CONSUMER_BUFFER });
   const sinks = [toStore, toConsumer];
   // Failures are reported by the three promises below, not by events.
   for (const s of [source, ...sinks]) s.on("error", () => {});
@@ -60,7 +70,14 @@ export async function teeIntoStore(
   };
   const settled = await Promise.allSettled([
     pump,
-    store.write(toStore, { expected: desc.digest, expectedSize: desc.size }).catch(fail),
+    store
+      .write(toStore, {
+        expected: desc.digest,
+        expectedSize: desc.size,
+        // The copy ends only after `source` did, so a source that fails at its end fails this too.
+        sourceVerified: opts.sourceVerified,
+      })
+      .catch(fail),
     consume(toConsumer).then(() => {
       consumerDone = true;
       // A reader done before the end (a tar's end-of-archive blocks) must not stall the store's copy.

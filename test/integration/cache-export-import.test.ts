@@ -147,6 +147,29 @@ describe("build cache export and import (two real engines: builder A and a fresh
     );
   });
 
+  it("B exports the image of a fully cached build from the cache's blobs, unpacking no layer", async () => {
+    const ref = `${world.registry}/kiln-test/cache-lazy:${token}`;
+    const df = multiStage(token);
+    const a = await build(await builder(), df, {
+      outputs: [image],
+      cacheTo: [{ type: "registry", attrs: { ref, mode: "max" } }],
+    });
+    const engineB = await builder();
+    const b = await build(engineB, df, {
+      outputs: [image],
+      cacheFrom: [{ type: "registry", attrs: { ref } }],
+    });
+    assert.deepEqual(names(executed(b, /RUN|COPY/)), []);
+    assert.equal(b.metadata["containerimage.digest"], a.metadata["containerimage.digest"]);
+    const snapshotDirs: string[] = [];
+    for (const kind of ["overlayfs", "copy"]) {
+      const dir = join(stateDirs.get(engineB)!, "snapshots", kind);
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      snapshotDirs.push(...entries.filter((n) => /^[0-9a-f]{12}$/.test(n)));
+    }
+    assert.deepEqual(snapshotDirs, [], "no snapshot was given files");
+  });
+
   it("local directory: a valid OCI layout, rewritten atomically with unreferenced blobs pruned; B runs nothing", async () => {
     const dest = join(root, `cache-local-${token}`);
     const df = multiStage(token);

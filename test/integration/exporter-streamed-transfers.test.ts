@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -21,6 +21,8 @@ import { RegistryDigestMismatchError } from "../../src/registry/errors.js";
 import { RegistryImageProvider } from "../../src/registry/image-provider.js";
 import { chooseSnapshotter } from "../../src/snapshot/choose.js";
 import type { SnapshotId, Snapshotter } from "../../src/snapshot/types.js";
+import { teeIntoStore } from "../../src/source/blob-tee.js";
+import type { ImageProvider, ResolvedImage } from "../../src/source/image-provider.js";
 import { ImageUnpacker } from "../../src/source/image-unpack.js";
 import { loadWorld } from "../support/world.js";
 import { startProxy } from "./registry-support.js";
@@ -156,6 +158,92 @@ describe("streamed layer transfers (a push overlapping compression, a pull overl
       execFileSync(join(root, "bin", "busybox"), ["echo", "unpacked"], { encoding: "utf8" }),
     );
     assert.equal(out, "unpacked\n");
+  });
+
+  /** An image of plain tar layers served from memory, recording when each download starts. */
+  function imageOf(tars: readonly Buffer[], downloads: number[], holdFirst?: Promise<void>) {
+    const layers = tars.map((t) => ({ mediaType: MediaType.OciLayer, digest: sha256(t), size: t.length }));
+    const image: ResolvedImage = {
+      pinnedRef: "memory/layers",
+      manifestDigest: sha256(Buffer.from("manifest")),
+      manifest: { schemaVersion: 2, config: layers[0]!, layers },
+      config: {
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
+      },
+    };
+    const bytesOf = (desc: Descriptor) => tars[layers.findIndex((l) => l.digest === desc.digest)]!;
+    const provider: ImageProvider = {
+      resolve: async () => image,
+      fetchBlob: async (_ref, desc, s) => void (await s.writeBytes(bytesOf(desc), { expected: desc.digest })),
+      fetchBlobStreaming: async (_ref, desc, s, consume) => {
+        const i = layers.findIndex((l) => l.digest === desc.digest);
+        downloads.push(i);
+        const bytes = bytesOf(desc);
+        const body = Readable.from(
+          (async function* () {
+            yield bytes.subarray(0, 512);
+            if (i === 0) await holdFirst;
+            yield bytes.subarray(512);
+          })(),
+        );
+        await teeIntoStore(body, s, desc, consume);
+      },
+    };
+    return { image, provider };
+  }
+
+  it("starts downloading a layer while the layer below it is still being applied", async () => {
+    const { snapshotter, unpack } = await unpacker();
+    const tars = [randomTar(dir, 10_000), randomTar(dir, 20_000)];
+    const downloads: number[] = [];
+    let release!: (why: string) => void;
+    const released = new Promise<string>((r) => {
+      release = r;
+    });
+    // The first layer's bytes stop midway until the second layer's download has begun (or, when
+    // it never begins while the first is applied, until a timeout).
+    const { image, provider } = imageOf(
+      tars,
+      downloads,
+      released.then(() => {}),
+    );
+    const poll = setInterval(() => downloads.includes(1) && release("second download began"), 5);
+    const stopWaiting = setTimeout(() => release("timed out"), 2000);
+    try {
+      const top = await unpack.unpack(provider, image);
+      assert.equal(await released, "second download began");
+      assert.ok((await snapshotter.stat(top!))?.parent);
+    } finally {
+      clearInterval(poll);
+      clearTimeout(stopWaiting);
+    }
+  });
+
+  it("fetches the blobs of a lazy unpack but applies no layer until its snapshot is read", async () => {
+    const { snapshotter, unpack } = await unpacker();
+    const tars = [randomTar(dir, 3000), randomTar(dir, 4000)];
+    const { image, provider } = imageOf(tars, []);
+    const top = await unpack.unpack(provider, image, undefined, { lazy: true });
+    for (const l of image.manifest.layers) assert.ok(await store.has(l.digest));
+    assert.equal((await snapshotter.stat(top!))?.lazy, true);
+    const size = await snapshotter.withMounted(top!, async (root) => (await stat(join(root, "blob"))).size);
+    assert.equal(size, 4000);
+  });
+
+  it("fails the first read of a lazily unpacked layer whose content is not its diff ID", async () => {
+    const { snapshotter, unpack } = await unpacker();
+    const tar = randomTar(dir, 3000);
+    const { image, provider } = imageOf([tar], []);
+    const wrong = sha256(Buffer.from("another layer"));
+    const lying = {
+      ...image,
+      config: { ...image.config, rootfs: { type: "layers" as const, diff_ids: [wrong] } },
+    };
+    const top = await unpack.unpack(provider, lying, undefined, { lazy: true });
+    await assert.rejects(snapshotter.view(top!), /unpacks to sha256:.*but should be/);
   });
 
   it("throws away what it unpacked from a layer whose bytes do not match the digest", async () => {

@@ -327,6 +327,60 @@ for (const [kind, make] of kinds) {
       assert.deepEqual(await fresh.list(), []);
     });
 
+    /** A deferred layer of `specs` that counts how often it is opened. */
+    async function deferred(specs: Parameters<typeof tarOf>[0]) {
+      const bytes = await streamBytes(await tarOf(specs));
+      const layer = Object.assign(
+        () => {
+          layer.opened++;
+          return Readable.from([bytes]);
+        },
+        { opened: 0 },
+      );
+      return layer;
+    }
+
+    it("applies a lazy layer only when the snapshot is first read, then reads it like any other", async () => {
+      const base = await fresh.applyLayer(undefined, await tarOf([{ name: "base", content: "b" }]));
+      const layer = await deferred([{ name: "top", content: "t" }]);
+      const lazy = await fresh.applyLayerLazily(base.id, layer);
+      assert.equal((await fresh.stat(lazy.id))?.kind, "committed");
+      assert.equal(layer.opened, 0);
+      assert.equal((await readdir(fresh.root)).includes(lazy.id), false, "nothing on disk yet");
+      const child = await snapshotOf(fresh, lazy.id, (d) => writeFile(join(d, "child"), "c"));
+      assert.equal(layer.opened, 1);
+      assert.deepEqual((await fresh.withMounted(child.id, (d) => readdir(d))).sort(), [
+        "base",
+        "child",
+        "top",
+      ]);
+      assert.deepEqual(await tarListing(fresh.diff(lazy.id)), ["file top"]);
+      assert.equal(layer.opened, 1, "filled once");
+    });
+
+    it("fills a chain of lazy snapshots base first when the top one is read", async () => {
+      const low = await fresh.applyLayerLazily(undefined, await deferred([{ name: "low", content: "l" }]));
+      const high = await fresh.applyLayerLazily(low.id, await deferred([{ name: "high", content: "h" }]));
+      assert.deepEqual((await fresh.withMounted(high.id, (d) => readdir(d))).sort(), ["high", "low"]);
+      assert.equal((await fresh.stat(low.id))?.lazy, undefined);
+    });
+
+    it("fails a read of a lazy snapshot whose layer fails, and keeps it lazy with no files", async () => {
+      const whole = await streamBytes(await tarOf([{ name: "big", content: "x".repeat(5000) }]));
+      const lazy = await fresh.applyLayerLazily(undefined, () => Readable.from([whole.subarray(0, 2048)]));
+      await assert.rejects(fresh.view(lazy.id), /Unexpected end of data/);
+      assert.equal((await fresh.stat(lazy.id))?.lazy, true);
+      assert.deepEqual(await readdir(join(fresh.root, "tmp")), []);
+      assert.equal((await readdir(fresh.root)).includes(lazy.id), false);
+    });
+
+    it("leaves no trace of a lazy snapshot never read to a new instance (after a restart)", async () => {
+      const lazy = await fresh.applyLayerLazily(undefined, await deferred([{ name: "f", content: "f" }]));
+      const restarted = make(freshDir);
+      await restarted.cleanup(() => true);
+      assert.equal(await restarted.stat(lazy.id), undefined);
+    });
+
     it("cleans up after a crash: active snapshots not kept are removed and no mounts remain", async () => {
       const committed = await snapshotOf(s, undefined, (d) => writeFile(join(d, "f"), "1"));
       const kept = await s.prepare(committed.id);

@@ -1,7 +1,7 @@
 // What only the overlayfs snapshotter does: overlay's on-disk whiteout and opaque formats, deep
 // chains past the kernel's mount-option limit, and choosing between overlayfs and copy.
 import assert from "node:assert/strict";
-import { lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { deviceNumbers, readXattr } from "../../src/archive/file-attrs.js";
 import { chooseSnapshotter, probeOverlay } from "../../src/snapshot/choose.js";
@@ -92,6 +92,91 @@ describe("overlayfs snapshotter on disk", function () {
       ]),
     );
     assert.deepEqual(await tarListing(s.diff(top.id)), ["directory d/", "file d/.wh..wh..opq", "file d/new"]);
+  });
+
+  const upper = (id: string, ...path: string[]) => join(s.root, id, "fs", ...path);
+
+  it("applies a whiteout of a lower file as a 0/0 character device in the upper dir", async () => {
+    const base = await s.applyLayer(undefined, await tarOf([{ name: "gone", content: "x" }]));
+    const top = await s.applyLayer(base.id, await tarOf([{ name: ".wh.gone" }]));
+    const st = await lstat(upper(top.id, "gone"));
+    assert.ok(st.isCharacterDevice());
+    assert.deepEqual(deviceNumbers(st.rdev), { major: 0, minor: 0 });
+    assert.deepEqual(await s.withMounted(top.id, (d) => readdir(d)), []);
+  });
+
+  it("writes no whiteout for a name that no lower layer has", async () => {
+    const base = await s.applyLayer(undefined, await tarOf([{ name: "kept", content: "x" }]));
+    const top = await s.applyLayer(base.id, await tarOf([{ name: ".wh.never-there" }]));
+    assert.deepEqual(await readdir(upper(top.id)), []);
+  });
+
+  it("makes a directory recreated over a deleted lower one opaque", async () => {
+    const base = await s.applyLayer(
+      undefined,
+      await tarOf([
+        { name: "d/", type: "directory" },
+        { name: "d/old", content: "old" },
+      ]),
+    );
+    const top = await s.applyLayer(
+      base.id,
+      await tarOf([{ name: ".wh.d" }, { name: "d/", type: "directory" }, { name: "d/new", content: "new" }]),
+    );
+    assert.equal((await readXattr(upper(top.id, "d"), "trusted.overlay.opaque"))?.toString(), "y");
+    assert.deepEqual(await s.withMounted(top.id, (d) => readdir(join(d, "d"))), ["new"]);
+  });
+
+  it("gives a lower directory's owner and mode to its copy in the upper dir when a layer writes below it", async () => {
+    const base = await s.applyLayer(
+      undefined,
+      await tarOf([{ name: "etc/", type: "directory", mode: 0o710, uid: 7, gid: 8 }]),
+    );
+    const top = await s.applyLayer(base.id, await tarOf([{ name: "etc/conf", content: "c" }]));
+    const st = await lstat(upper(top.id, "etc"));
+    assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o710, 7, 8]);
+  });
+
+  it("writes through a symlink that a lower layer holds, as a mounted overlay would", async () => {
+    const base = await s.applyLayer(
+      undefined,
+      await tarOf([
+        { name: "usr/", type: "directory" },
+        { name: "usr/lib/", type: "directory" },
+        { name: "lib", type: "symlink", linkname: "usr/lib" },
+      ]),
+    );
+    const top = await s.applyLayer(base.id, await tarOf([{ name: "lib/libx.so", content: "x" }]));
+    assert.equal(await readFile(upper(top.id, "usr", "lib", "libx.so"), "utf8"), "x");
+    assert.equal((await lstat(upper(top.id, "lib")).catch(() => undefined)) === undefined, true);
+  });
+
+  it("copies a lower symlink, not what it points at, when a layer hard-links to it", async () => {
+    const base = await s.applyLayer(
+      undefined,
+      await tarOf([{ name: "outside", type: "symlink", linkname: "/etc/hostname" }]),
+    );
+    const top = await s.applyLayer(
+      base.id,
+      await tarOf([{ name: "alias", type: "link", linkname: "outside" }]),
+    );
+    assert.ok((await lstat(upper(top.id, "alias"))).isSymbolicLink());
+    assert.equal(await readlink(upper(top.id, "alias")), "/etc/hostname");
+  });
+
+  it("hides every lower root entry the layer does not write for an opaque marker at the root", async () => {
+    const base = await s.applyLayer(
+      undefined,
+      await tarOf([
+        { name: "a", content: "a" },
+        { name: "b/", type: "directory" },
+      ]),
+    );
+    const top = await s.applyLayer(
+      base.id,
+      await tarOf([{ name: ".wh..wh..opq" }, { name: "c", content: "c" }]),
+    );
+    assert.deepEqual(await s.withMounted(top.id, (d) => readdir(d)), ["c"]);
   });
 
   it("mounts a 100-deep chain read-write and as a view, past the one-page mount option limit", async () => {

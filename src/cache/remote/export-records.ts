@@ -3,6 +3,10 @@
 // stage), `max` keeps every key that has a result, intermediate stages included. Layers are the
 // snapshots' diffs as the image exporter makes them, so secrets and cache mounts (never part of a
 // snapshot) are never part of a cache either.
+// A key whose result came from an imported cache, or lies below such a hit (the solver needs nothing
+// below a hit, so those results were never materialized), is exported from the imported record:
+// its layers as the imported cache had them. So a build that only hit the cache exports the same
+// records and links as the build that filled it, and a later importer can still match its prefixes.
 import type { ContentStore } from "../../content/types.js";
 import {
   type Compression,
@@ -10,9 +14,12 @@ import {
   layerForSnapshot,
   snapshotChain,
 } from "../../exporter/layer-blobs.js";
+import type { Digest } from "../../oci/digest.js";
 import type { SnapshotId, Snapshotter } from "../../snapshot/types.js";
 import type { ResultCache } from "../../solver/types.js";
-import type { CacheLayerBlob, ExportRecord } from "./cache-config.js";
+import type { CacheLayerBlob, ExportRecord, ImportedLayer } from "./cache-config.js";
+import type { CacheSource } from "./cache-source.js";
+import type { SourcedRecord } from "./imported-cache.js";
 import { recompressLayer } from "./layer-compression.js";
 import type { SolveRecorder } from "./solve-recorder.js";
 
@@ -22,6 +29,8 @@ export interface ExportRecordDeps {
   readonly layerRecords: LayerRecordStore;
   /** The engine's own result cache, for results of earlier builds. */
   readonly local: ResultCache;
+  /** The build's `--cache-from` records, for keys whose results this engine does not hold. */
+  readonly imported?: { recordFor(key: Digest): SourcedRecord | undefined };
 }
 
 export interface ExportRecordOptions {
@@ -51,12 +60,58 @@ export async function exportRecords(
     }
     return p;
   };
+  let finalDiffIds: Promise<Digest[][]> | undefined;
+  /** Whether an imported chain is a prefix of a final result's chain (min mode's test, by content). */
+  const onFinalChain = async (chain: readonly ImportedLayer[]): Promise<boolean> => {
+    finalDiffIds ??= Promise.all(
+      opts.roots.flatMap((r) => (r ? [chainOf(r).then((c) => c.map((l) => l.diffId))] : [])),
+    );
+    return (await finalDiffIds).some(
+      (f) => chain.length <= f.length && chain.every((l, i) => l.diffId === f[i]),
+    );
+  };
   const out: ExportRecord[] = [];
   for (const k of recorder.keys()) {
     const snapshots = await recorder.snapshots(k.key, deps.local, deps.snapshotter);
-    if (!snapshots) continue;
-    if (opts.mode === "min" && !snapshots.every((s) => finalChain.has(s))) continue;
-    out.push({ key: k.key, inputKeys: k.inputKeys, outputs: await Promise.all(snapshots.map(chainOf)) });
+    if (snapshots) {
+      if (opts.mode === "min" && !snapshots.every((s) => finalChain.has(s))) continue;
+      out.push({ key: k.key, inputKeys: k.inputKeys, outputs: await Promise.all(snapshots.map(chainOf)) });
+      continue;
+    }
+    const imported = deps.imported?.recordFor(k.key);
+    if (!imported) continue;
+    const { record, source } = imported;
+    if (opts.mode === "min" && !(await everyAsync(record.outputs, onFinalChain))) continue;
+    out.push({
+      key: k.key,
+      inputKeys: k.inputKeys,
+      outputs: await Promise.all(record.outputs.map((c) => importedLayerChain(deps, source, c, opts))),
+    });
+  }
+  // In key order, not in the order the solve happened to compute keys: the same build exports the
+  // same document (an inline cache is part of the image's digest).
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+async function everyAsync<T>(items: readonly T[], test: (item: T) => Promise<boolean>): Promise<boolean> {
+  for (const item of items) if (!(await test(item))) return false;
+  return true;
+}
+
+/** An imported record's chain, its blobs brought into the store (the export writes them from there). */
+async function importedLayerChain(
+  deps: ExportRecordDeps,
+  source: CacheSource,
+  chain: readonly ImportedLayer[],
+  opts: ExportRecordOptions,
+): Promise<CacheLayerBlob[]> {
+  const out: CacheLayerBlob[] = [];
+  for (const l of chain) {
+    await source.fetchBlob(l.blob, deps.store);
+    const blob = opts.forceCompression
+      ? await recompressLayer(deps.store, l.blob, opts.compression, opts.compressionLevel)
+      : l.blob;
+    out.push({ blob, diffId: l.diffId });
   }
   return out;
 }

@@ -1,7 +1,9 @@
 // The imported-cache view the solver consults after the engine's own cache: records loaded from
 // `--cache-from` sources, keyed by cache key. A hit is materialized only when the solver asks for
-// it (it asks only for results it needs): the record's layers are pulled and applied by chain ID,
-// sharing snapshots with images already unpacked, and the result is recorded in the engine's cache.
+// it (it asks only for results it needs): the record's layers are pulled and given snapshots by
+// chain ID, sharing snapshots with images already unpacked, and the result is recorded in the
+// engine's cache. The layers are applied only when a snapshot is first read (a later step runs on
+// it, an output needs its files): an export to an image reuses the blobs without unpacking.
 import type { ContentStore } from "../../content/types.js";
 import type { Digest } from "../../oci/digest.js";
 import type { Descriptor } from "../../oci/spec.js";
@@ -12,7 +14,7 @@ import { type ChainSnapshotIndex, chainIds, type ImageUnpacker } from "../../sou
 import type { ImportedLayer, ImportedRecord } from "./cache-config.js";
 import type { CacheSource } from "./cache-source.js";
 
-interface SourcedRecord {
+export interface SourcedRecord {
   readonly record: ImportedRecord;
   readonly source: CacheSource;
 }
@@ -45,6 +47,11 @@ export class ImportedResultCache implements ResultCache {
 
   has(key: Digest): boolean {
     return this.records.has(key);
+  }
+
+  /** The record the solver would use for `key`, with its source: an export can carry it on unmaterialized. */
+  recordFor(key: Digest): SourcedRecord | undefined {
+    return this.records.get(key);
   }
 
   async get(key: Digest): Promise<readonly OutputResult[] | undefined> {
@@ -92,7 +99,10 @@ export class ImportedResultCache implements ResultCache {
       resolve: () => Promise.reject(new Error("a cache source resolves no image references")),
       fetchBlob: (_ref: string, desc: Descriptor, store: ContentStore) => source.fetchBlob(desc, store),
     };
-    return this.deps.unpacker.unpack(provider, layerChainImage(source.name, chain));
+    // Lazily: a result that no later step and no output reads is never unpacked.
+    return this.deps.unpacker.unpack(provider, layerChainImage(source.name, chain), undefined, {
+      lazy: true,
+    });
   }
 
   /**

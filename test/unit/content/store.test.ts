@@ -56,6 +56,56 @@ describe("FileContentStore", () => {
     assert.ok((await store.readBytes(info.digest)).equals(data));
   });
 
+  it("streams a blob larger than the early-flush interval in and reads the same bytes back", async () => {
+    const data = randomBytes(40 * 1024 * 1024 + 5);
+    const info = await store.write(chunksOf(data, 1024 * 1024), {
+      expected: sha256Digest(data),
+      expectedSize: data.length,
+    });
+    assert.equal(info.size, data.length);
+    assert.ok((await buffer(store.read(info.digest))).equals(data));
+  });
+
+  it("stores a source that verifies itself under the expected digest, once it ends", async () => {
+    const data = randomBytes(100_000);
+    const info = await store.write(Readable.from([data]), {
+      expected: sha256Digest(data),
+      expectedSize: data.length,
+      sourceVerified: true,
+    });
+    assert.equal(info.digest, sha256Digest(data));
+    assert.ok((await store.readBytes(info.digest)).equals(data));
+  });
+
+  it("keeps nothing of a self-verifying source that fails at its end (its digest did not match)", async () => {
+    const data = randomBytes(100_000);
+    const mismatch = new Error("content has another digest");
+    const write = store.write(failingAfter(data, mismatch), {
+      expected: sha256Digest(data),
+      expectedSize: data.length,
+      sourceVerified: true,
+    });
+    await assert.rejects(write, (err) => err === mismatch);
+    assert.deepEqual(await blobFiles(), []);
+    assert.deepEqual(await ingestFiles(), []);
+  });
+
+  it("still checks the size of a self-verifying source", async () => {
+    const data = randomBytes(1000);
+    const write = store.write(Readable.from([data]), {
+      expected: sha256Digest(data),
+      expectedSize: 999,
+      sourceVerified: true,
+    });
+    await assert.rejects(write, SizeMismatchError);
+    assert.deepEqual(await blobFiles(), []);
+  });
+
+  it("refuses a self-verifying source without an expected digest and size to trust", async () => {
+    await assert.rejects(store.writeBytes("x", { sourceVerified: true }), TypeError);
+    assert.deepEqual(await ingestFiles(), []);
+  });
+
   it("accepts content that matches the expected digest and size", async () => {
     const data = Buffer.from("layer bytes");
     const info = await store.write(Readable.from([data]), {
