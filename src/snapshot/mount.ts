@@ -1,4 +1,5 @@
-// Kernel mounts for snapshots, made with mount(8) and undone with umount(8). Overlay option strings
+// Kernel mounts for snapshots and for what containers get bound in, made with mount(8) and undone
+// with umount(8). Overlay option strings
 // longer than the kernel's one-page limit are shortened to paths relative to the mount's working
 // directory (the kernel resolves overlay dirs against the caller's cwd), as containerd does.
 import { readFile } from "node:fs/promises";
@@ -37,6 +38,8 @@ export function fitOverlayOptions(options: readonly string[]): { options: string
   const dirs = options
     .filter((o) => OVERLAY_DIR_OPTIONS.includes(split(o)[0]))
     .flatMap((o) => split(o)[1].split(":"));
+  // Relative paths already depend on a working directory of their own: leave them as they are.
+  if (dirs.length === 0 || dirs.some((d) => !d.startsWith("/"))) return { options: [...options] };
   const cwd = commonParent(dirs);
   const shortened = options.map((o) => {
     const [key, value] = split(o);
@@ -55,6 +58,7 @@ export function fitOverlayOptions(options: readonly string[]): { options: string
   return { options: shortened, cwd };
 }
 
+/** Mounts one MountSpec at `target` (an existing directory or file). */
 export async function mountSpec(spec: MountSpec, target: string): Promise<void> {
   if (spec.type === "overlay") {
     const { options, cwd } = fitOverlayOptions(spec.options);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { ExecMeta, SecretMount, SshMount } from "../llb/ops.js";
 import { closeServer, listenSshAgentRelay } from "../session/ssh-agent-relay.js";
 import type { BuildSession } from "../session/types.js";
-import { mountAt, unmountTree } from "./oci/host-mount.js";
+import { mountSpec, unmountAllUnder } from "../snapshot/mount.js";
 import type { ContainerMount } from "./types.js";
 
 export class SecretNotFoundError extends Error {
@@ -37,7 +37,7 @@ export async function openExecSecrets(
   if (secretMounts.length === 0 && sshMounts.length === 0 && secretEnv.length === 0) return NONE;
   const dir = await mkdtemp(join(scratchDir, "secrets-"));
   // tmpfs: the values live in memory only, and vanish with the unmount.
-  await mountAt(
+  await mountSpec(
     { type: "tmpfs", source: "tmpfs", options: ["size=4m", "mode=0700", "nosuid", "nodev", "noexec"] },
     dir,
   );
@@ -45,7 +45,7 @@ export async function openExecSecrets(
   const values: Buffer[] = [];
   const close = async () => {
     await Promise.all(servers.map(closeServer));
-    await unmountTree(dir);
+    await unmountAllUnder(dir);
     await rm(dir, { recursive: true, force: true });
   };
   try {

@@ -5,8 +5,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import path from "node:path";
 import type { NetworkMode, SecurityMode } from "../../src/llb/ops.js";
 import type { Platform } from "../../src/oci/platform.js";
+import { mountPointsUnder, unmountAllUnder } from "../../src/snapshot/mount.js";
 import type { MountSpec } from "../../src/snapshot/types.js";
-import { mountPointsUnder, unmountTree } from "../../src/worker/oci/host-mount.js";
 import { RuncExecutor } from "../../src/worker/oci/runc-executor.js";
 import type { ContainerMount, ProcessSpec } from "../../src/worker/types.js";
 import { makeBusyboxRootfs, writeAarch64UnameProgram } from "../support/rootfs.js";
@@ -37,7 +37,7 @@ describe("RuncExecutor (real runc)", function () {
 
   after(async () => {
     if (!base) return;
-    await unmountTree(base);
+    await unmountAllUnder(base);
     await rm(base, { recursive: true, force: true });
   });
 

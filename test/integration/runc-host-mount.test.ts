@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { mountAll, mountPointsUnder, unmountTree } from "../../src/worker/oci/host-mount.js";
+import { mountAll, mountPointsUnder, unmountAllUnder } from "../../src/snapshot/mount.js";
 
 describe("host mounts for containers", function () {
   this.timeout(30_000);
@@ -12,7 +12,7 @@ describe("host mounts for containers", function () {
   });
   after(async () => {
     if (!base) return;
-    await unmountTree(base);
+    await unmountAllUnder(base);
     await rm(base, { recursive: true, force: true });
   });
 
@@ -46,7 +46,7 @@ describe("host mounts for containers", function () {
       assert.equal(await readFile(path.join(target, "f0"), "utf8"), "0\n");
       assert.equal(await readFile(path.join(target, "f59"), "utf8"), "59\n");
     } finally {
-      await unmountTree(target);
+      await unmountAllUnder(target);
     }
     assert.deepEqual(await mountPointsUnder(target), []);
   });
@@ -62,7 +62,7 @@ describe("host mounts for containers", function () {
       target,
     );
     assert.equal((await mountPointsUnder(target)).length, 2);
-    await unmountTree(target);
+    await unmountAllUnder(target);
     assert.deepEqual(await mountPointsUnder(target), []);
   });
 

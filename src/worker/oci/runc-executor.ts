@@ -6,8 +6,8 @@ import { chown, lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/p
 import path from "node:path";
 import { promisify } from "node:util";
 import { formatPlatform, hostPlatform, type Platform } from "../../oci/platform.js";
+import { mountAll, mountPointsUnder, unmountAllUnder } from "../../snapshot/mount.js";
 import type { ContainerMount, Executor, RunRequest, RunResult } from "../types.js";
-import { mountAll, mountPointsUnder, unmountTree } from "./host-mount.js";
 import { recordMountStubs, removeMountStubs } from "./mount-stubs.js";
 import { DEFAULT_HOSTNAME, hostResolvConf, hostsFileContent, resolvConfContent } from "./network-files.js";
 import { nativePlatforms, probeEmulatedPlatforms } from "./platforms.js";
@@ -114,7 +114,7 @@ export class RuncExecutor implements Executor {
       for (const id of ids) await this.destroyContainer(id);
     }
     if ((await mountPointsUnder(this.bundlesDir)).length > 0) {
-      await unmountTree(this.bundlesDir);
+      await unmountAllUnder(this.bundlesDir);
       if ((await mountPointsUnder(this.bundlesDir)).length > 0) {
         throw new Error(`mounts remain under ${this.bundlesDir}; unmount them before starting the engine`);
       }
@@ -128,7 +128,7 @@ export class RuncExecutor implements Executor {
 
   /** Releases the bundles' memory; call when no step runs any more. */
   async close(): Promise<void> {
-    await unmountTree(this.bundlesDir);
+    await unmountAllUnder(this.bundlesDir);
   }
 
   private async destroyContainer(id: string): Promise<void> {
@@ -388,7 +388,7 @@ export class RuncExecutor implements Executor {
       errors.push(err);
     }
     try {
-      await unmountTree(bundle);
+      await unmountAllUnder(bundle);
       // Never delete through a mount that is still there: it could be a snapshot or a host directory.
       if ((await mountPointsUnder(bundle)).length === 0) await rm(bundle, { recursive: true, force: true });
       else errors.push(new Error(`mounts remain under ${bundle}; they are removed at the next start`));
