@@ -285,7 +285,6 @@ export class Engine implements BuildEngine {
   async close(): Promise<void> {
     await this.stopGc?.();
     this.images.registry.close();
-    await this.executor.close();
     this.state.close();
   }
 }

@@ -17,7 +17,6 @@ import { Engine } from "../../src/engine/engine.js";
 import type { BuildEngine } from "../../src/engine/types.js";
 import { LocalSession } from "../../src/session/local-session.js";
 import type { ProgressEvent, VertexEvent } from "../../src/solver/progress.js";
-import { strayMounts } from "../support/stray-mounts.js";
 import { loadWorld, REPO_ROOT } from "../support/world.js";
 
 const execFileP = promisify(execFile);
@@ -131,7 +130,7 @@ async function leftovers(
 ): Promise<{ containers: string[]; mounts: string[]; snapshots: string[] }> {
   return {
     containers: await runcContainers(root),
-    mounts: strayMounts(await mountsUnder(root), join(root, "exec", "bundles")),
+    mounts: await mountsUnder(root),
     snapshots: await uncommittedSnapshots(root),
   };
 }

@@ -10,7 +10,6 @@ import type { MountSpec } from "../../src/snapshot/types.js";
 import { RuncExecutor } from "../../src/worker/oci/runc-executor.js";
 import type { ContainerMount, ProcessSpec } from "../../src/worker/types.js";
 import { makeBusyboxRootfs, writeAarch64UnameProgram } from "../support/rootfs.js";
-import { strayMounts } from "../support/stray-mounts.js";
 
 const AMD64: Platform = { os: "linux", architecture: "amd64" };
 
@@ -95,7 +94,7 @@ describe("RuncExecutor (real runc)", function () {
     }).trim();
     return {
       containers,
-      mounts: strayMounts(await mountPointsUnder(executor.stateDir), path.join(executor.stateDir, "bundles")),
+      mounts: await mountPointsUnder(executor.stateDir),
       bundles: await executor.bundleIds(),
     };
   }

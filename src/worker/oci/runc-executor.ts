@@ -24,8 +24,8 @@ import { type ResolvedUser, resolveUser } from "./user.js";
 
 const execFileP = promisify(execFile);
 
-/** Bundles hold a few small files each (config.json, hosts, resolv.conf) and mount points. */
-const BUNDLES_TMPFS_OPTIONS = ["size=64m", "mode=0700", "nosuid", "nodev", "noexec"];
+/** A bundle holds a few small files (config.json, hosts, resolv.conf) and the rootfs mount point. */
+const BUNDLE_TMPFS_OPTIONS = ["size=16m", "mode=0700", "nosuid", "nodev", "noexec"];
 
 export interface RuncExecutorOptions {
   /** Where bundles live (`<stateDir>/bundles/<id>`); owned by this executor alone. */
@@ -121,14 +121,6 @@ export class RuncExecutor implements Executor {
     }
     await rm(this.bundlesDir, { recursive: true, force: true });
     await mkdir(this.bundlesDir, { recursive: true });
-    // A step's config.json holds its environment, secrets given as env vars included: bundles live
-    // in memory so that those never reach the engine's disk.
-    await mountAll([{ type: "tmpfs", source: "tmpfs", options: BUNDLES_TMPFS_OPTIONS }], this.bundlesDir);
-  }
-
-  /** Releases the bundles' memory; call when no step runs any more. */
-  async close(): Promise<void> {
-    await unmountAllUnder(this.bundlesDir);
   }
 
   private async destroyContainer(id: string): Promise<void> {
@@ -154,11 +146,15 @@ export class RuncExecutor implements Executor {
     const id = `kiln-${randomBytes(12).toString("hex")}`;
     const bundle = path.join(this.bundlesDir, id);
     const rootfs = path.join(bundle, "rootfs");
-    await mkdir(rootfs, { recursive: true });
+    await mkdir(bundle, { recursive: true });
     let stubs: Awaited<ReturnType<typeof recordMountStubs>> = [];
     let result: RunResult | undefined;
     let failure: unknown;
     try {
+      // A step's config.json holds its environment, secrets given as env vars included: the bundle
+      // lives in memory, for the step's life only, so that those never reach the engine's disk.
+      await mountAll([{ type: "tmpfs", source: "tmpfs", options: BUNDLE_TMPFS_OPTIONS }], bundle);
+      await mkdir(rootfs);
       await mountAll(req.rootfs, rootfs);
       const user = await resolveUser(rootfs, req.process.user);
       await this.ensureWorkingDir(rootfs, req.process.cwd, user);
