@@ -1,13 +1,13 @@
 // Which Docker daemon a node talks to: a Docker context (the CLI's context store), or a host URL
 // (`unix:///…`, `tcp://…`, `ssh://user@host`), resolved as the Docker CLI resolves them, and the
 // Docker API client for it. ssh:// hosts are reached by running `docker system dial-stdio` on
-// the remote over an ssh2 channel (docker-modem's ssh agent), so only ssh and the Docker CLI are
-// needed there.
+// the remote over ssh (ssh-docker-transport.ts), so only sshd and the Docker CLI are needed there.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type Docker from "dockerode";
+import { parseSshDockerHost, SSH_DOCKER_API_HOST, SshDockerAgent } from "./ssh-docker-transport.js";
 
 export interface DockerTlsFiles {
   readonly ca?: string;
@@ -120,14 +120,15 @@ export function dockerClientOptions(
         key: tls.key ? readFileSync(tls.key) : undefined,
       };
     }
-    case "ssh:":
-      return {
-        protocol: "ssh",
-        host: url.hostname,
-        port: Number(url.port || 22),
-        username: decodeURIComponent(url.username) || env.USER,
-        sshOptions: { agent: env.SSH_AUTH_SOCK },
-      } as Docker.DockerOptions;
+    case "ssh:": {
+      // docker-modem takes an HTTP agent (not in dockerode's types) for every request.
+      const viaSsh = {
+        protocol: "http" as const,
+        host: SSH_DOCKER_API_HOST,
+        agent: new SshDockerAgent(parseSshDockerHost(ep.host, env), env),
+      };
+      return viaSsh;
+    }
     default:
       throw new Error(`unsupported Docker host ${ep.host}: use unix://, tcp:// or ssh://`);
   }

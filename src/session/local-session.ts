@@ -5,7 +5,6 @@ import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { connect } from "node:net";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type Duplex, PassThrough, type Writable } from "node:stream";
@@ -15,6 +14,7 @@ import type { BuildRequest } from "../client/build-request.js";
 import { DockerConfigCredentials, type RegistryCredentials } from "../registry/credentials.js";
 import { type SyncOptions, type SyncStats, syncLocalContext } from "../source/local-sync.js";
 import { type CacheDirAccess, HostCacheDirs } from "./cache-dir.js";
+import { connectSshAgent, loadSshAgentSource, type SshAgentSource } from "./ssh-agent-source.js";
 import { type BuildSession, CONTEXT_LOCAL_NAME, type ExportTarget, namedContextLocalName } from "./types.js";
 
 export interface LocalSessionOptions {
@@ -32,13 +32,17 @@ export class LocalSession implements BuildSession {
   readonly id = randomUUID();
   private readonly dirs = new Map<string, string>();
   private readonly env: NodeJS.ProcessEnv;
+  private readonly sshAgents = new Map<string, SshAgentSource>();
   private credentials?: DockerConfigCredentials;
   readonly cacheDirs: CacheDirAccess;
 
+  /** Throws when an `--ssh` path is neither an agent socket nor a usable private key file. */
   constructor(private readonly opts: LocalSessionOptions) {
     this.env = opts.env ?? process.env;
     const req = opts.request;
     this.cacheDirs = new HostCacheDirs(req);
+    // Key files are read now, as Buildx does: a bad one fails before the build starts.
+    for (const spec of req.ssh) this.sshAgents.set(spec.id, loadSshAgentSource(spec));
     if (req.contextPath !== "-" && !/^[a-z]+:\/\//.test(req.contextPath))
       this.dirs.set(CONTEXT_LOCAL_NAME, resolve(req.contextPath));
     for (const [name, ctx] of Object.entries(req.buildContexts)) {
@@ -79,15 +83,12 @@ export class LocalSession implements BuildSession {
   }
 
   hasSsh(id: string): boolean {
-    return this.opts.request.ssh.some((s) => s.id === id);
+    return this.sshAgents.has(id);
   }
 
   async openSshAgent(id: string): Promise<Duplex | undefined> {
-    const spec = this.opts.request.ssh.find((s) => s.id === id);
-    if (!spec) return undefined;
-    const socket = spec.paths[0] ?? this.env.SSH_AUTH_SOCK;
-    if (!socket) throw new Error(`--ssh ${id}: no agent socket given and SSH_AUTH_SOCK is not set`);
-    return connect(socket);
+    const source = this.sshAgents.get(id);
+    return source && connectSshAgent(id, source, this.env);
   }
 
   registryCredentials(host: string): Promise<RegistryCredentials | undefined> {

@@ -1,17 +1,17 @@
 // Real git servers on 127.0.0.1 for git-source tests: repositories built with the git CLI, served
 // over HTTP by `git http-backend` (CGI, driven by a small node server that logs what each request
-// asked for) and over SSH by a private sshd with generated host and client keys; plus a real
-// ssh-agent holding the client key.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+// asked for) and over SSH by a private sshd with generated host and client keys (sshd.ts); plus a
+// real ssh-agent holding the client key.
+import { execFile, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import {
   createServer as createHttpServer,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from "node:http";
-import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
-import { devNull, tmpdir } from "node:os";
+import type { AddressInfo } from "node:net";
+import { devNull } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
@@ -89,14 +89,6 @@ export interface GitRequest {
   /** The protocol-v2 command of a POST: `ls-refs` or `fetch`. */
   readonly command?: string;
   readonly status: number;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 /** Repositories under `root` served over HTTP by `git http-backend`. */
@@ -222,129 +214,5 @@ export class GitHttpServer {
   }
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
-
-/** An sshd on a free 127.0.0.1 port that lets in the generated client key (as the current user). */
-export class GitSshServer {
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly dir: string,
-    readonly port: number,
-    /** The known_hosts line for this server's host key. */
-    readonly knownHostsLine: string,
-    /** The private key sshd accepts. */
-    readonly clientKey: string,
-    readonly user: string,
-  ) {}
-
-  static async start(): Promise<GitSshServer> {
-    const dir = await mkdtemp(join(tmpdir(), "kiln-sshd-"));
-    const hostKey = join(dir, "host_ed25519");
-    const clientKey = join(dir, "client_ed25519");
-    await execFileAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
-    await execFileAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test", "-f", clientKey]);
-    await writeFile(join(dir, "authorized_keys"), await readFile(`${clientKey}.pub`), { mode: 0o600 });
-    const port = await freePort();
-    const config = [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${hostKey}`,
-      `PidFile ${join(dir, "sshd.pid")}`,
-      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-      "PermitRootLogin prohibit-password",
-      "PubkeyAuthentication yes",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      "StrictModes no",
-      "LogLevel ERROR",
-    ].join("\n");
-    await writeFile(join(dir, "sshd_config"), `${config}\n`);
-    // sshd refuses to start without its privilege-separation directory.
-    await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-    const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const hostPub = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(" ").slice(0, 2).join(" ");
-    const user = (await execFileAsync("id", ["-un"])).stdout.trim();
-    const server = new GitSshServer(child, dir, port, `[127.0.0.1]:${port} ${hostPub}`, clientKey, user);
-    try {
-      await waitFor("sshd to listen", async () => {
-        if (child.exitCode !== null) throw new Error(`sshd exited: ${stderr}`);
-        return new Promise<boolean>((resolve) => {
-          const sock = connect(port, "127.0.0.1");
-          sock.once("connect", () => {
-            sock.destroy();
-            resolve(true);
-          });
-          sock.once("error", () => resolve(false));
-        });
-      });
-    } catch (e) {
-      await server.stop();
-      throw e;
-    }
-    return server;
-  }
-
-  /** The ssh:// URL of a repository at an absolute path on this host. */
-  url(absPath: string): string {
-    return `ssh://${this.user}@127.0.0.1:${this.port}${absPath}`;
-  }
-
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** A real ssh-agent on a private socket, holding the given keys. */
-export class SshAgent {
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly dir: string,
-    readonly socket: string,
-  ) {}
-
-  static async start(keys: readonly string[]): Promise<SshAgent> {
-    const dir = await mkdtemp(join(tmpdir(), "kiln-agent-"));
-    const socket = join(dir, "agent.sock");
-    const child = spawn("ssh-agent", ["-D", "-a", socket], { stdio: ["ignore", "ignore", "ignore"] });
-    const agent = new SshAgent(child, dir, socket);
-    try {
-      await waitFor("ssh-agent socket", async () => !!(await stat(socket).catch(() => undefined)));
-      for (const key of keys)
-        await execFileAsync("ssh-add", ["-q", key], {
-          env: { PATH: process.env.PATH, SSH_AUTH_SOCK: socket },
-        });
-    } catch (e) {
-      await agent.stop();
-      throw e;
-    }
-    return agent;
-  }
-
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
+// The SSH side lives in sshd.ts, shared with the SSH forwarding and ssh:// Docker host tests.
+export { SshAgent, TestSshd as GitSshServer } from "./sshd.js";
