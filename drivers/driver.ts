@@ -26,6 +26,18 @@ export interface DriverFeatures {
 
 export type DriverFeature = keyof DriverFeatures;
 
+/** What Kiln's engine can do with a build's results, whichever driver hosts it. */
+export function engineFeatures(defaultLoad: boolean): DriverFeatures {
+  return {
+    ociExporter: true,
+    dockerExporter: true,
+    cacheExport: true,
+    multiPlatform: true,
+    directPush: true,
+    defaultLoad,
+  };
+}
+
 const FEATURE_NAMES: Record<DriverFeature, string> = {
   ociExporter: "OCI exporter",
   dockerExporter: "Docker exporter",

@@ -17,6 +17,7 @@ import {
   type DriverFactory,
   type DriverFeatures,
   type DriverInfo,
+  engineFeatures,
   type InitConfig,
   type RemoveOptions,
   validateDriverOptions,
@@ -356,14 +357,7 @@ export class DockerContainerDriver implements Driver {
   }
 
   features(): DriverFeatures {
-    return {
-      ociExporter: true,
-      dockerExporter: true,
-      cacheExport: true,
-      multiPlatform: true,
-      directPush: true,
-      defaultLoad: this.settings.defaultLoad,
-    };
+    return engineFeatures(this.settings.defaultLoad);
   }
 }
 

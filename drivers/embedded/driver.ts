@@ -12,6 +12,7 @@ import {
   type DriverFactory,
   type DriverFeatures,
   type DriverInfo,
+  engineFeatures,
   type InitConfig,
   type RemoveOptions,
   validateDriverOptions,
@@ -74,13 +75,6 @@ export class EmbeddedDriver implements Driver {
   }
 
   features(): DriverFeatures {
-    return {
-      ociExporter: true,
-      dockerExporter: true,
-      cacheExport: true,
-      multiPlatform: true,
-      directPush: true,
-      defaultLoad: false,
-    };
+    return engineFeatures(false);
   }
 }

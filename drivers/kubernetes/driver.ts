@@ -15,6 +15,7 @@ import {
   type DriverFactory,
   type DriverFeatures,
   type DriverInfo,
+  engineFeatures,
   type InitConfig,
   type RemoveOptions,
   validateDriverOptions,
@@ -296,13 +297,6 @@ export class KubernetesDriver implements Driver {
   }
 
   features(): DriverFeatures {
-    return {
-      ociExporter: true,
-      dockerExporter: true,
-      cacheExport: true,
-      multiPlatform: true,
-      directPush: true,
-      defaultLoad: this.settings.defaultLoad,
-    };
+    return engineFeatures(this.settings.defaultLoad);
   }
 }

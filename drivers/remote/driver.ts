@@ -14,6 +14,7 @@ import {
   type DriverFeatures,
   type DriverInfo,
   DriverOptionError,
+  engineFeatures,
   type InitConfig,
   optionValidators,
   parseBooleanOption,
@@ -210,13 +211,6 @@ export class RemoteDriver implements Driver {
   }
 
   features(): DriverFeatures {
-    return {
-      ociExporter: true,
-      dockerExporter: true,
-      cacheExport: true,
-      multiPlatform: true,
-      directPush: true,
-      defaultLoad: parseBooleanOption(this.config.driverOpts["default-load"]),
-    };
+    return engineFeatures(parseBooleanOption(this.config.driverOpts["default-load"]));
   }
 }
