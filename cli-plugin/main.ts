@@ -76,12 +76,17 @@ function errorReport(message: string): string {
   return `${lines.map((l) => `${l}\n`).join("")}ERROR: ${last}\n`;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err) => {
-    process.stderr.write(`ERROR: ${formatError(err)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+/**
+ * Exits once stdout and stderr have been handed all that was written: the command is over, and a
+ * connection some library keeps open (an idle ssh login to a Docker host) must not keep the CLI
+ * alive after it.
+ */
+function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
+main().then(exitWhenFlushed, (err) => {
+  process.stderr.write(`ERROR: ${formatError(err)}\n`);
+  exitWhenFlushed(err instanceof UsageError ? 2 : 1);
+});

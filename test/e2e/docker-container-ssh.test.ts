@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { containerName, volumeName } from "../../drivers/docker-container/driver.js";
@@ -111,6 +111,34 @@ describe("docker-container builder on an ssh:// Docker host (real sshd, ssh-agen
     );
   });
 
+  it("pushes to the HTTPS registry with the client's credentials, through the engine on the ssh:// host", () => {
+    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
+    writeFileSync(
+      join(kiln.env.DOCKER_CONFIG!, "config.json"),
+      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
+    );
+    const ref = `${world.registryTls}/kiln-e2e-dcssh-${id}:1`;
+    ok(["--builder", builder, "build", "--progress=plain", "--push", "-t", ref, ctx]);
+    const inspected = JSON.parse(
+      execFileSync(
+        "skopeo",
+        ["inspect", "--creds", `${world.registryUser}:${world.registryPassword}`, `docker://${ref}`],
+        { encoding: "utf8" },
+      ),
+    );
+    assert.equal(inspected.Architecture, "amd64");
+  });
+
+  it("exports type=oci and type=local to the client's disk from the engine on the ssh:// host", () => {
+    const archive = join(dir, "image-oci.tar");
+    const rootfs = join(dir, "rootfs");
+    ok(["--builder", builder, "build", "-o", `type=oci,dest=${archive}`, ctx]);
+    ok(["--builder", builder, "build", "-o", `type=local,dest=${rootfs}`, ctx]);
+    assert.ok(statSync(archive).size > 0);
+    assert.match(execFileSync("tar", ["-tf", archive], { encoding: "utf8" }), /^index\.json$/m);
+    assert.equal(readFileSync(join(rootfs, "artifact"), "utf8"), "from the client\ncompiled over ssh\n");
+  });
+
   it("refuses a host whose key is not in known_hosts, saying how to accept it", () => {
     const stranger = join(dir, "stranger-home");
     mkdirSync(stranger, { recursive: true });
@@ -138,6 +166,14 @@ describe("docker-container builder on an ssh:// Docker host (real sshd, ssh-agen
     } finally {
       await other.stop();
     }
+  });
+
+  it("stops the engine container on the ssh:// host with `docker kiln stop`", () => {
+    ok(["stop", builder]);
+    const state = JSON.parse(
+      execFileSync(DOCKER, ["container", "inspect", containerName(node)], { encoding: "utf8" }),
+    )[0];
+    assert.equal(state.State.Running, false);
   });
 
   it("removes the builder's container and state volume on the ssh:// host with `docker kiln rm`", () => {
