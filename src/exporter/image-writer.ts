@@ -22,6 +22,7 @@ import {
   type LayerUploads,
   layerMediaType,
   layersForChain,
+  snapshotChain,
 } from "./layer-blobs.js";
 
 export interface PlatformResult {
@@ -72,18 +73,25 @@ export interface ImageWriterDeps {
 
 /**
  * Pairs layers with history: each non-empty history entry takes the next layer; a layer whose diff
- * is empty is dropped and its entry marked empty_layer, as BuildKit's exporter does.
+ * is empty is dropped and its entry marked empty_layer, as BuildKit's exporter does. An entry with
+ * no time of its own takes its layer's (when the step that made it ran, `layerTimes`, parallel to
+ * `layers`), an empty-layer entry the time before it, so that a rebuild whose steps all come from
+ * the cache writes the same config; `created` is the last resort.
  */
 export function alignHistory(
   history: readonly HistoryEntry[],
   layers: readonly LayerRecord[],
   created: string,
+  layerTimes: readonly (string | undefined)[] = [],
 ): { history: HistoryEntry[]; layers: LayerRecord[] } {
   const outHistory: HistoryEntry[] = [];
   const outLayers: LayerRecord[] = [];
   let li = 0;
+  let previous: string | undefined;
   for (const h of history) {
-    const entry: HistoryEntry = { ...h, created: h.created ?? created };
+    const own = h.created ?? (h.empty_layer ? previous : layerTimes[li]) ?? previous;
+    const entry: HistoryEntry = { ...h, created: own ?? created };
+    previous = entry.created;
     if (h.empty_layer) {
       outHistory.push(entry);
       continue;
@@ -177,6 +185,21 @@ async function finalLayers(
   );
 }
 
+/** When each snapshot of the chain below `top` was made (base first), as history times. */
+async function snapshotTimes(
+  snapshotter: Snapshotter,
+  top: SnapshotId | undefined,
+): Promise<(string | undefined)[]> {
+  if (!top) return [];
+  const chain = await snapshotChain(snapshotter, top);
+  return Promise.all(
+    chain.map(async (id) => {
+      const at = (await snapshotter.stat(id))?.createdAt;
+      return at === undefined ? undefined : new Date(at).toISOString();
+    }),
+  );
+}
+
 export async function writeImageManifest(
   deps: ImageWriterDeps,
   result: PlatformResult,
@@ -198,11 +221,18 @@ export async function writeImageManifest(
     result.config.rootfs?.diff_ids ?? [],
     opts,
   );
-  const { history, layers } = alignHistory(result.config.history ?? [], chainLayers, created);
+  // With SOURCE_DATE_EPOCH every new time is the epoch; without, steps keep the times they ran at.
+  const layerTimes = opts.epoch === undefined ? await snapshotTimes(deps.snapshotter, result.snapshot) : [];
+  const { history, layers } = alignHistory(result.config.history ?? [], chainLayers, created, layerTimes);
   const platform = normalizePlatform(result.platform);
   const config: ImageConfig = {
     ...result.config,
-    created: clampTime(result.config.created, opts.epoch, created),
+    // As BuildKit: an image without a time of its own is as old as its newest history entry.
+    created: clampTime(
+      result.config.created ?? (opts.epoch === undefined ? history.at(-1)?.created : undefined),
+      opts.epoch,
+      created,
+    ),
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
