@@ -152,6 +152,8 @@ export class BuildCacheIo {
   async withInlineCache(
     results: readonly PlatformResult[],
     compression: Compression,
+    /** The build's SOURCE_DATE_EPOCH: layer times are clamped to it, as the image's are. */
+    epoch?: number,
   ): Promise<PlatformResult[]> {
     if (!this.inline) return [...results];
     return Promise.all(
@@ -161,6 +163,7 @@ export class BuildCacheIo {
           roots: [r.snapshot],
           compression,
           forceCompression: false,
+          epoch,
         });
         const { config } = encodeCacheConfig(records);
         const value = Buffer.from(JSON.stringify(config)).toString("base64");
@@ -170,10 +173,10 @@ export class BuildCacheIo {
   }
 
   /** Runs every registry and local cache export. */
-  async export(results: readonly PlatformResult[]): Promise<void> {
+  async export(results: readonly PlatformResult[], epoch?: number): Promise<void> {
     for (const spec of this.exports) {
       try {
-        await this.step(`exporting cache to ${spec.name}`, () => this.exportOne(spec, results));
+        await this.step(`exporting cache to ${spec.name}`, () => this.exportOne(spec, results, epoch));
       } catch (err) {
         if (!spec.ignoreError)
           throw new Error(`cache export to ${spec.name} failed: ${(err as Error).message}`);
@@ -182,13 +185,18 @@ export class BuildCacheIo {
     }
   }
 
-  private async exportOne(spec: CacheExportSpec, results: readonly PlatformResult[]): Promise<void> {
+  private async exportOne(
+    spec: CacheExportSpec,
+    results: readonly PlatformResult[],
+    epoch: number | undefined,
+  ): Promise<void> {
     const records = await exportRecords(this.recordDeps, this.recorder, {
       mode: spec.mode,
       roots: results.map((r) => r.snapshot),
       compression: spec.compression,
       compressionLevel: spec.compressionLevel,
       forceCompression: spec.forceCompression,
+      epoch,
     });
     const { config, layers } = encodeCacheConfig(records, new Date().toISOString());
     const written = await writeCacheManifest(this.deps.store, config, layers, spec);

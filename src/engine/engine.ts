@@ -228,13 +228,13 @@ export class Engine implements BuildEngine {
         startLayerUpload: (repository) => sources.startLayerUpload(repository),
       };
       const outputs = req.outputs.length ? req.outputs : [];
-      const images = await cacheIo.withInlineCache(results, imageCompression(req));
+      const images = await cacheIo.withInlineCache(results, imageCompression(req), frontend.epoch);
       const { metadata, imageId } = await exportOutputs(exportDeps, images, outputs, {
         session,
         signal,
         epoch: frontend.epoch,
       });
-      await cacheIo.export(results);
+      await cacheIo.export(results, frontend.epoch);
       const warnings = [...frontend.warnings, ...cacheIo.warnings];
       if (outputs.length === 0) {
         warnings.push(

@@ -68,8 +68,12 @@ export class RecordedSnapshotter implements Snapshotter {
     return info;
   }
 
-  async applyLayerLazily(parent: SnapshotId | undefined, layer: DeferredLayer): Promise<SnapshotInfo> {
-    const info = await this.inner.applyLayerLazily(parent, layer);
+  async applyLayerLazily(
+    parent: SnapshotId | undefined,
+    layer: DeferredLayer,
+    createdAt?: number,
+  ): Promise<SnapshotInfo> {
+    const info = await this.inner.applyLayerLazily(parent, layer, createdAt);
     this.db.snapshots.record(info);
     return info;
   }

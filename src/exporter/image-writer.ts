@@ -107,7 +107,8 @@ export function alignHistory(
   for (; li < layers.length; li++) {
     const layer = layers[li]!;
     if (layer.empty) continue;
-    outHistory.push({ created, created_by: "", comment: "layer without history" });
+    previous = layerTimes[li] ?? previous;
+    outHistory.push({ created: previous ?? created, created_by: "", comment: "layer without history" });
     outLayers.push(layer);
   }
   return { history: outHistory.map(dropUndefined), layers: outLayers };

@@ -106,3 +106,6 @@ export function isIndexMediaType(mt: string | undefined): boolean {
 export function isManifestMediaType(mt: string | undefined): boolean {
   return mt === MediaType.OciManifest || mt === MediaType.DockerManifest;
 }
+
+/** A layer descriptor's annotation carrying when the step that made the layer ran (BuildKit's name). */
+export const LAYER_CREATED_ANNOTATION = "buildkit/createdat";

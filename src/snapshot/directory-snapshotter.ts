@@ -203,9 +203,13 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     return this.store.createCommitted(parent, (dir) => this.build(dir, parentInfo, layer, lowerDirs));
   }
 
-  async applyLayerLazily(parent: SnapshotId | undefined, layer: DeferredLayer): Promise<SnapshotInfo> {
+  async applyLayerLazily(
+    parent: SnapshotId | undefined,
+    layer: DeferredLayer,
+    createdAt?: number,
+  ): Promise<SnapshotInfo> {
     await this.committedParent(parent, true);
-    const rec = await this.store.createLazy(parent);
+    const rec = await this.store.createLazy(parent, createdAt);
     this.deferred.set(rec.id, layer);
     return rec;
   }

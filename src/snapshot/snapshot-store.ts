@@ -185,10 +185,10 @@ export class SnapshotStore {
    * A committed snapshot that has a record in memory only, and no directory until fill() makes
    * one: nothing of it is on disk, so a restart finds no trace of it.
    */
-  async createLazy(parent: SnapshotId | undefined): Promise<SnapshotInfo> {
+  async createLazy(parent: SnapshotId | undefined, createdAt = Date.now()): Promise<SnapshotInfo> {
     const records = await this.load();
     const id = await this.newId(records);
-    const rec: SnapshotInfo = { id, parent, kind: "committed", size: 0, createdAt: Date.now(), lazy: true };
+    const rec: SnapshotInfo = { id, parent, kind: "committed", size: 0, createdAt, lazy: true };
     records.set(id, rec);
     return rec;
   }

@@ -64,7 +64,12 @@ export interface Snapshotter {
    * that no step and no output opens costs no unpacking. It lives in this process only: one never
    * read is gone after a restart, like a snapshot that was never made.
    */
-  applyLayerLazily(parent: SnapshotId | undefined, layer: DeferredLayer): Promise<SnapshotInfo>;
+  /** `createdAt` (ms): when the layer was made, if known (an imported cache says); now otherwise. */
+  applyLayerLazily(
+    parent: SnapshotId | undefined,
+    layer: DeferredLayer,
+    createdAt?: number,
+  ): Promise<SnapshotInfo>;
   /** Removes leftovers of a crashed process: active snapshots with no owner, stale mounts. */
   cleanup(keep: (id: SnapshotId) => boolean): Promise<void>;
 }

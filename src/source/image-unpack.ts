@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/types.js";
 import type { LayerRecordStore } from "../exporter/layer-blobs.js";
 import { type Digest, sha256Digest } from "../oci/digest.js";
-import type { Descriptor } from "../oci/spec.js";
+import { type Descriptor, LAYER_CREATED_ANNOTATION } from "../oci/spec.js";
 import type { SnapshotId, SnapshotInfo, Snapshotter } from "../snapshot/types.js";
 import type { ImageProvider, ResolvedImage } from "./image-provider.js";
 import { decompressedLayer, verifiedLayerTar } from "./layer-stream.js";
@@ -120,8 +120,11 @@ export class ImageUnpacker {
     if (opts.lazy) {
       await provider.fetchBlob(image.pinnedRef, desc, store);
       const what = `image ${image.pinnedRef}: layer ${desc.digest}`;
-      const info = await snapshotter.applyLayerLazily(await order.parent, () =>
-        verifiedLayerTar(store.read(desc.digest), diffId, what, desc.size),
+      const made = Date.parse(desc.annotations?.[LAYER_CREATED_ANNOTATION] ?? "");
+      const info = await snapshotter.applyLayerLazily(
+        await order.parent,
+        () => verifiedLayerTar(store.read(desc.digest), diffId, what, desc.size),
+        Number.isNaN(made) ? undefined : made,
       );
       return this.record(info.id, chainId, desc, diffId, onLayer);
     }

@@ -18,7 +18,13 @@ export interface CacheConfigLayer {
   readonly blob: Digest;
   /** Index of the layer below this one in `layers`; -1 at the bottom of a chain. */
   readonly parent: number;
-  readonly annotations?: { readonly mediaType: string; readonly diffID: Digest; readonly size: number };
+  readonly annotations?: {
+    readonly mediaType: string;
+    readonly diffID: Digest;
+    readonly size: number;
+    /** When the step that made the layer ran (RFC 3339): an importer's history keeps that time. */
+    readonly createdAt?: string;
+  };
 }
 
 export interface CacheConfigResult {
@@ -52,6 +58,8 @@ export interface CacheConfig {
 export interface CacheLayerBlob {
   readonly blob: Descriptor;
   readonly diffId: Digest;
+  /** When the step that made it ran (RFC 3339). */
+  readonly createdAt?: string;
 }
 
 /** What the exporter knows about one cache key: its links and each output's layer chain, bottom first. */
@@ -82,7 +90,12 @@ export function encodeCacheConfig(
         layers.push({
           blob: l.blob.digest,
           parent,
-          annotations: { mediaType: l.blob.mediaType, diffID: l.diffId, size: l.blob.size },
+          annotations: {
+            mediaType: l.blob.mediaType,
+            diffID: l.diffId,
+            size: l.blob.size,
+            ...(l.createdAt ? { createdAt: l.createdAt } : {}),
+          },
         });
         layerIndex.set(id, at);
       }
@@ -119,6 +132,8 @@ export function encodeCacheConfig(
 export interface ImportedLayer {
   readonly blob: Descriptor;
   readonly diffId: Digest;
+  /** When the exporting builder's step made it (RFC 3339), if the cache says. */
+  readonly createdAt?: string;
 }
 
 /** A record an importer can use: each output's layer chain, bottom first. */
@@ -159,7 +174,15 @@ export function decodeCacheConfig(
     const size = desc?.size ?? l.annotations?.size;
     let out: readonly ImportedLayer[] | undefined;
     if (below && diffId && isDigest(diffId) && mediaType && typeof size === "number") {
-      out = [...below, { blob: { mediaType: ociLayerMediaType(mediaType), digest: l.blob, size }, diffId }];
+      const createdAt = l.annotations?.createdAt;
+      out = [
+        ...below,
+        {
+          blob: { mediaType: ociLayerMediaType(mediaType), digest: l.blob, size },
+          diffId,
+          ...(typeof createdAt === "string" && !Number.isNaN(Date.parse(createdAt)) ? { createdAt } : {}),
+        },
+      ];
     }
     resolved.set(index, out);
     return out;

@@ -40,6 +40,14 @@ export interface ExportRecordOptions {
   readonly compression: Compression;
   readonly compressionLevel?: number;
   readonly forceCompression: boolean;
+  /** SOURCE_DATE_EPOCH (seconds): layer times after it are written as it, as the image's history is. */
+  readonly epoch?: number;
+}
+
+/** A layer's time as the cache records it: when its step ran, clamped to the epoch if there is one. */
+function layerTime(madeMs: number, epoch: number | undefined): string {
+  const ms = epoch !== undefined && madeMs > epoch * 1000 ? epoch * 1000 : madeMs;
+  return new Date(ms).toISOString();
 }
 
 export async function exportRecords(
@@ -111,7 +119,7 @@ async function importedLayerChain(
     const blob = opts.forceCompression
       ? await recompressLayer(deps.store, l.blob, opts.compression, opts.compressionLevel)
       : l.blob;
-    out.push({ blob, diffId: l.diffId });
+    out.push({ blob, diffId: l.diffId, ...(l.createdAt ? { createdAt: l.createdAt } : {}) });
   }
   return out;
 }
@@ -131,7 +139,9 @@ async function layerChain(
     const blob = opts.forceCompression
       ? await recompressLayer(deps.store, rec.blob, opts.compression, opts.compressionLevel)
       : rec.blob;
-    out.push({ blob, diffId: rec.diffId });
+    const made = (await deps.snapshotter.stat(id))?.createdAt;
+    const createdAt = made === undefined ? undefined : layerTime(made, opts.epoch);
+    out.push({ blob, diffId: rec.diffId, ...(createdAt ? { createdAt } : {}) });
   }
   return out;
 }

@@ -6,7 +6,7 @@
 // it, an output needs its files): an export to an image reuses the blobs without unpacking.
 import type { ContentStore } from "../../content/types.js";
 import type { Digest } from "../../oci/digest.js";
-import type { Descriptor } from "../../oci/spec.js";
+import { type Descriptor, LAYER_CREATED_ANNOTATION } from "../../oci/spec.js";
 import type { SnapshotId } from "../../snapshot/types.js";
 import type { OutputResult, ResultCache } from "../../solver/types.js";
 import type { ImageProvider, ResolvedImage } from "../../source/image-provider.js";
@@ -132,7 +132,12 @@ function layerChainImage(sourceName: string, chain: readonly ImportedLayer[]): R
     manifest: {
       schemaVersion: 2,
       config: { mediaType: "", digest: "" as Digest, size: 0 },
-      layers: chain.map((l) => l.blob),
+      // The exporting builder's layer times go with the layers, so the importer's snapshots keep them.
+      layers: chain.map((l) =>
+        l.createdAt
+          ? { ...l.blob, annotations: { ...l.blob.annotations, [LAYER_CREATED_ANNOTATION]: l.createdAt } }
+          : l.blob,
+      ),
     },
     config: {
       architecture: "",

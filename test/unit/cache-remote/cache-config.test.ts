@@ -51,6 +51,17 @@ describe("cache config", () => {
     assert.deepEqual(r2.outputs[1], [], "an output without layers is an empty filesystem");
   });
 
+  it("carries each layer's creation time to the importer, and drops one that is not a time", () => {
+    const timed = { ...layer("timed"), createdAt: "2026-01-02T03:04:05.678Z" };
+    const bad = { ...layer("bad"), createdAt: "yesterday" };
+    const { config, layers } = encodeCacheConfig([{ key: key("t"), inputKeys: [], outputs: [[timed, bad]] }]);
+    const byDigest = new Map<Digest, Descriptor>(layers.map((l) => [l.digest, l]));
+    const chain = decodeCacheConfig(JSON.parse(JSON.stringify(config)), (d) => byDigest.get(d)).get(key("t"))!
+      .outputs[0]!;
+    assert.equal(chain[0]!.createdAt, "2026-01-02T03:04:05.678Z");
+    assert.equal(chain[1]!.createdAt, undefined);
+  });
+
   it("records Docker media types as OCI ones, so images made from imported layers match", () => {
     const docker = layer("docker", MediaType.DockerLayerGzip);
     const { config, layers } = encodeCacheConfig([{ key: key("d"), inputKeys: [], outputs: [[docker]] }]);
