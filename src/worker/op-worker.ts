@@ -411,8 +411,21 @@ export class HostOpWorker implements OpWorker {
     const created: SnapshotId[] = [];
     const outputs: OutputResult[] = [];
     let ok = false;
+    // An action whose result only the next action builds on (a COPY of several sources is one
+    // action per source) continues on the same snapshot: one FileOp, one layer, as BuildKit makes it.
+    const foldsIntoNext = (i: number): boolean => {
+      const step = op.steps[i]!;
+      const next = op.steps[i + 1];
+      if (step.output >= 0 || !next?.inputIsAction || next.input !== i) return false;
+      return op.steps.every(
+        (s, j) =>
+          j === i + 1 ||
+          !((s.inputIsAction && s.input === i) || (s.secondaryIsAction && s.secondaryInput === i)),
+      );
+    };
+    let carried: ActiveSnapshot | undefined;
     try {
-      for (const step of op.steps) {
+      for (const [i, step] of op.steps.entries()) {
         const base = step.inputIsAction
           ? stepResults[step.input]
           : step.input === SCRATCH
@@ -426,8 +439,9 @@ export class HostOpWorker implements OpWorker {
               : step.secondaryInput === SCRATCH
                 ? undefined
                 : inputs[step.secondaryInput];
-        const active = await this.prepareFrom(base);
-        created.push(active.id);
+        const active = carried ?? (await this.prepareFrom(base));
+        if (!carried) created.push(active.id);
+        carried = undefined;
         let links: DeferredLinks | undefined;
         await snapshotter.withMounted(active.id, async (destRoot) => {
           if (step.action.type !== "copy") return this.deps.runFileAction(step.action, { destRoot });
@@ -451,9 +465,13 @@ export class HostOpWorker implements OpWorker {
           }
         });
         if (links?.size) await links.apply(snapshotter.ownDir(active.id));
-        await snapshotter.commit(active.id);
         const result: OutputResult = { kind: "snapshot", id: active.id };
         stepResults.push(result);
+        if (foldsIntoNext(i)) {
+          carried = active;
+          continue;
+        }
+        await snapshotter.commit(active.id);
         if (step.output >= 0) outputs[step.output] = result;
       }
       ok = true;
