@@ -5,6 +5,7 @@ import type { MetadataDb } from "../cache/metadata-db.js";
 import type {
   ActiveSnapshot,
   DeferredLayer,
+  LazyLayerOptions,
   MountSpec,
   SnapshotId,
   SnapshotInfo,
@@ -71,9 +72,16 @@ export class RecordedSnapshotter implements Snapshotter {
   async applyLayerLazily(
     parent: SnapshotId | undefined,
     layer: DeferredLayer,
-    createdAt?: number,
+    opts: LazyLayerOptions = {},
   ): Promise<SnapshotInfo> {
-    const info = await this.inner.applyLayerLazily(parent, layer, createdAt);
+    // Recorded again once filled: its size is known only then (`du`, garbage collection).
+    const info = await this.inner.applyLayerLazily(parent, layer, {
+      ...opts,
+      onFilled: (filled) => {
+        this.db.snapshots.record(filled);
+        opts.onFilled?.(filled);
+      },
+    });
     this.db.snapshots.record(info);
     return info;
   }

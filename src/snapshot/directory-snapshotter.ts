@@ -15,6 +15,7 @@ import { SnapshotStore } from "./snapshot-store.js";
 import type {
   ActiveSnapshot,
   DeferredLayer,
+  LazyLayerOptions,
   MountSpec,
   SnapshotId,
   SnapshotInfo,
@@ -26,6 +27,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
   protected readonly store: SnapshotStore;
   /** The layers of this process's lazy snapshots, until each is filled. */
   private readonly deferred = new Map<SnapshotId, DeferredLayer>();
+  private readonly fillListeners = new Map<SnapshotId, (info: SnapshotInfo) => void>();
   private readonly filling = new Map<SnapshotId, Promise<SnapshotInfo>>();
 
   constructor(root: string) {
@@ -88,6 +90,8 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     const lowerDirs = await this.layersBelow(parentInfo);
     const filled = await this.store.fill(rec.id, (dir) => this.build(dir, parentInfo, layer(), lowerDirs));
     this.deferred.delete(rec.id);
+    this.fillListeners.get(rec.id)?.(filled);
+    this.fillListeners.delete(rec.id);
     return filled;
   }
 
@@ -206,11 +210,12 @@ export abstract class DirectorySnapshotter implements Snapshotter {
   async applyLayerLazily(
     parent: SnapshotId | undefined,
     layer: DeferredLayer,
-    createdAt?: number,
+    opts: LazyLayerOptions = {},
   ): Promise<SnapshotInfo> {
     await this.committedParent(parent, true);
-    const rec = await this.store.createLazy(parent, createdAt);
+    const rec = await this.store.createLazy(parent, opts.createdAt);
     this.deferred.set(rec.id, layer);
+    if (opts.onFilled) this.fillListeners.set(rec.id, opts.onFilled);
     return rec;
   }
 

@@ -36,6 +36,13 @@ export interface SnapshotInfo {
  */
 export type DeferredLayer = () => Readable;
 
+export interface LazyLayerOptions {
+  /** When the layer was made (ms), if known (an imported cache says); now otherwise. */
+  readonly createdAt?: number;
+  /** Told the snapshot as it is once its layer has been applied (its size is known then). */
+  readonly onFilled?: (info: SnapshotInfo) => void;
+}
+
 export interface Snapshotter {
   readonly name: "overlayfs" | "copy";
   /** A new writable snapshot on top of `parent` (or empty). */
@@ -64,11 +71,10 @@ export interface Snapshotter {
    * that no step and no output opens costs no unpacking. It lives in this process only: one never
    * read is gone after a restart, like a snapshot that was never made.
    */
-  /** `createdAt` (ms): when the layer was made, if known (an imported cache says); now otherwise. */
   applyLayerLazily(
     parent: SnapshotId | undefined,
     layer: DeferredLayer,
-    createdAt?: number,
+    opts?: LazyLayerOptions,
   ): Promise<SnapshotInfo>;
   /** Removes leftovers of a crashed process: active snapshots with no owner, stale mounts. */
   cleanup(keep: (id: SnapshotId) => boolean): Promise<void>;

@@ -124,7 +124,7 @@ export class ImageUnpacker {
       const info = await snapshotter.applyLayerLazily(
         await order.parent,
         () => verifiedLayerTar(store.read(desc.digest), diffId, what, desc.size),
-        Number.isNaN(made) ? undefined : made,
+        Number.isNaN(made) ? {} : { createdAt: made },
       );
       return this.record(info.id, chainId, desc, diffId, onLayer);
     }
