@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { containerName, volumeName } from "../../drivers/docker-container/driver.js";
 import { DOCKER, type DockerKiln, installDockerKiln } from "../support/docker-kiln.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const world = loadWorld();
 
@@ -86,11 +86,7 @@ describe("cache export and import between docker-container builders (docker kiln
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "kiln-e2e-cache-dc-"));
     docker = installDockerKiln(dir);
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    writeFileSync(
-      join(docker.env.DOCKER_CONFIG!, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    writeFileSync(join(docker.env.DOCKER_CONFIG!, "config.json"), JSON.stringify(registryLoginConfig(world)));
     ctx = join(dir, "ctx");
     mkdirSync(ctx);
     writeFileSync(join(ctx, "input.txt"), `input ${id}\n`);

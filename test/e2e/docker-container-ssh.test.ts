@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { containerName, volumeName } from "../../drivers/docker-container/driver.js";
 import { DOCKER, DOCKER_CLI, type DockerKiln, installDockerKiln } from "../support/docker-kiln.js";
 import { generateSshKey, SshAgent, TestSshd } from "../support/sshd.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const world = loadWorld();
 
@@ -112,11 +112,7 @@ describe("docker-container builder on an ssh:// Docker host (real sshd, ssh-agen
   });
 
   it("pushes to the HTTPS registry with the client's credentials, through the engine on the ssh:// host", () => {
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    writeFileSync(
-      join(kiln.env.DOCKER_CONFIG!, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    writeFileSync(join(kiln.env.DOCKER_CONFIG!, "config.json"), JSON.stringify(registryLoginConfig(world)));
     const ref = `${world.registryTls}/kiln-e2e-dcssh-${id}:1`;
     ok(["--builder", builder, "build", "--progress=plain", "--push", "-t", ref, ctx]);
     const inspected = JSON.parse(

@@ -10,12 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { containerName, volumeName } from "../../drivers/docker-container/driver.js";
-import { loadWorld, REPO_ROOT } from "../support/world.js";
+import { DOCKER, DOCKER_CLI, installDockerKiln } from "../support/docker-kiln.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
-/** The Docker CLI users run (28.x); Debian's /usr/bin/docker (20.10) talks to dockerd for checks. */
-const DOCKER_CLI = "/usr/local/bin/docker";
-const DOCKER = "/usr/bin/docker";
-const KILN = join(REPO_ROOT, "bin", "kiln");
 const world = loadWorld();
 
 function dockerOk(...args: string[]): boolean {
@@ -44,21 +41,10 @@ describe("docker-container builder through `docker kiln` (real dockerd, registri
 
   before(function () {
     this.timeout(300_000);
-    if (!existsSync(join(REPO_ROOT, "dist", "kiln.js")))
-      execFileSync("npm", ["run", "build"], { cwd: REPO_ROOT, stdio: "pipe" });
     dir = mkdtempSync(join(tmpdir(), "kiln-e2e-dc-"));
-    const dockerConfig = join(dir, "docker-config");
-    env = { ...process.env, DOCKER_CONFIG: dockerConfig, KILN_STATE: join(dir, "state") };
-    for (const k of ["KILN_BUILDER", "BUILDX_BUILDER", "DOCKER_CLI_PLUGIN_EXTRA_DIRS", "DOCKER_CONTEXT"])
-      delete env[k];
-    env.DOCKER_HOST = world.dockerHost;
-    execFileSync(KILN, ["install-plugin"], { env });
+    env = { ...installDockerKiln(dir).env, DOCKER_HOST: world.dockerHost };
     // The registry's password exists only here, in the client's config: not on the engine's side.
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    writeFileSync(
-      join(dockerConfig, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    writeFileSync(join(env.DOCKER_CONFIG!, "config.json"), JSON.stringify(registryLoginConfig(world)));
     ctx = join(dir, "ctx");
     mkdirSync(ctx);
     writeFileSync(join(ctx, "input.txt"), "from the client\n");

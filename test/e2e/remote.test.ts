@@ -10,10 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadWorld, REPO_ROOT } from "../support/world.js";
+import { DOCKER_CLI, installDockerKiln } from "../support/docker-kiln.js";
+import { loadWorld, REPO_ROOT, registryLoginConfig } from "../support/world.js";
 
-const DOCKER_CLI = "/usr/local/bin/docker";
-const KILN = join(REPO_ROOT, "bin", "kiln");
 const KILND = join(REPO_ROOT, "dist", "kilnd.js");
 const world = loadWorld();
 
@@ -123,16 +122,8 @@ describe("remote builder over mutual TLS through `docker kiln` (a real kilnd)", 
     certs = join(dir, "certs");
     mkdirSync(certs);
     makeCerts(certs);
-    const dockerConfig = join(dir, "docker-config");
-    env = { ...process.env, DOCKER_CONFIG: dockerConfig, KILN_STATE: join(dir, "state") };
-    for (const k of ["KILN_BUILDER", "BUILDX_BUILDER", "DOCKER_CLI_PLUGIN_EXTRA_DIRS", "DOCKER_CONTEXT"])
-      delete env[k];
-    execFileSync(KILN, ["install-plugin"], { env });
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    writeFileSync(
-      join(dockerConfig, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    env = installDockerKiln(dir).env;
+    writeFileSync(join(env.DOCKER_CONFIG!, "config.json"), JSON.stringify(registryLoginConfig(world)));
     ctx = join(dir, "ctx");
     mkdirSync(ctx);
     writeFileSync(join(ctx, "message.txt"), "sent by the client\n");

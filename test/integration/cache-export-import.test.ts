@@ -9,7 +9,7 @@ import { type Engine, openEngine } from "../../src/engine/engine.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { LocalSession } from "../../src/session/local-session.js";
 import type { ProgressEvent, VertexEvent } from "../../src/solver/progress.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const world = loadWorld();
 const EPOCH = { SOURCE_DATE_EPOCH: "1700000000" };
@@ -77,8 +77,7 @@ describe("build cache export and import (two real engines: builder A and a fresh
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "kiln-cache-io-"));
     // Credentials for the HTTPS registry, as `docker login` leaves them; engines read them at open.
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    await writeFile(join(root, "config.json"), JSON.stringify({ auths: { [world.registryTls]: { auth } } }));
+    await writeFile(join(root, "config.json"), JSON.stringify(registryLoginConfig(world)));
     savedDockerConfig = process.env.DOCKER_CONFIG;
     process.env.DOCKER_CONFIG = root;
   });

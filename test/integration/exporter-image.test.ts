@@ -12,7 +12,7 @@ import { type BuildRequest, newBuildRequest, type OutputSpec } from "../../src/c
 import { type Engine, openEngine } from "../../src/engine/engine.js";
 import { type Descriptor, type ImageIndex, type ImageManifest, MediaType } from "../../src/oci/spec.js";
 import { LocalSession } from "../../src/session/local-session.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const execFileP = promisify(execFile);
 const world = loadWorld();
@@ -44,11 +44,7 @@ describe("image exporters: Buildx attributes (checked with skopeo, umoci, docker
     // through DOCKER_CONFIG, as a `docker login` would have left them.
     dockerConfig = join(dir, "docker-config");
     await mkdir(dockerConfig);
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    await writeFile(
-      join(dockerConfig, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    await writeFile(join(dockerConfig, "config.json"), JSON.stringify(registryLoginConfig(world)));
     process.env.DOCKER_CONFIG = dockerConfig;
     state = join(dir, "state");
     engine = await openEngine({ stateDir: state });

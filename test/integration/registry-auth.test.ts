@@ -5,7 +5,7 @@ import { delimiter, join } from "node:path";
 import { parseImageRef } from "../../src/oci/image-ref.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { RegistryAuthError, RegistryTlsError } from "../../src/registry/errors.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const world = loadWorld();
 const busyboxTls = () => parseImageRef(`${world.registryTls}/busybox:latest`);
@@ -53,8 +53,7 @@ describe("registry client: authentication and TLS", () => {
   });
 
   it("uses the base64 auth entry of config.json in $DOCKER_CONFIG", async () => {
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    await writeConfig({ auths: { [world.registryTls]: { auth } } });
+    await writeConfig(registryLoginConfig(world));
     const saved = process.env.DOCKER_CONFIG;
     process.env.DOCKER_CONFIG = dir;
     try {

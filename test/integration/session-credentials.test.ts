@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { newBuildRequest } from "../../src/client/build-request.js";
 import { type Engine, openEngine } from "../../src/engine/engine.js";
 import { LocalSession } from "../../src/session/local-session.js";
-import { loadWorld } from "../support/world.js";
+import { loadWorld, registryLoginConfig } from "../support/world.js";
 
 const world = loadWorld();
 
@@ -29,11 +29,7 @@ describe("registry credentials from the session, engine in process (real HTTPS r
     anonymousConfig = join(dir, "anonymous-docker-config");
     await mkdir(clientConfig);
     await mkdir(anonymousConfig);
-    const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
-    await writeFile(
-      join(clientConfig, "config.json"),
-      JSON.stringify({ auths: { [world.registryTls]: { auth } } }),
-    );
+    await writeFile(join(clientConfig, "config.json"), JSON.stringify(registryLoginConfig(world)));
     // The engine reads its host's config from $DOCKER_CONFIG when it opens: point it at nothing.
     const saved = process.env.DOCKER_CONFIG;
     process.env.DOCKER_CONFIG = anonymousConfig;

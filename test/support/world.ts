@@ -67,3 +67,9 @@ export function loadWorld(file: string = WORLD_ENV_FILE): TestWorld {
     env: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith("KILN_TEST_"))),
   };
 }
+
+/** A Docker config.json's content that logs in to the world's HTTPS registry, as `docker login` writes it. */
+export function registryLoginConfig(world: TestWorld): { auths: Record<string, { auth: string }> } {
+  const auth = Buffer.from(`${world.registryUser}:${world.registryPassword}`).toString("base64");
+  return { auths: { [world.registryTls]: { auth } } };
+}
