@@ -5,9 +5,10 @@
 //   activity/<name>    when a builder was last used (ISO time)
 // Every file is replaced atomically (temp file + rename), so readers never see half a file and
 // need no lock; every change is made under the store's lock, so concurrent CLIs never lose one.
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomically } from "../../src/fs/atomic-write.js";
 import { withFileLock } from "../../src/fs/file-lock.js";
 import { dockerConfigDir } from "../plugin.js";
 import { DEFAULT_BUILDER, type NodeGroup, parseNodeGroup, validateName } from "./node-group.js";
@@ -154,14 +155,6 @@ async function readOptional(file: string): Promise<string | undefined> {
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
-  const dir = join(file, "..");
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, text, { mode: 0o644, flush: true });
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await mkdir(join(file, ".."), { recursive: true, mode: 0o755 });
+  await writeFileAtomically(file, text, { mode: 0o644, durable: true });
 }

@@ -2,8 +2,9 @@
 // copies keyed by the client's directory (so the next build sends only what changed), checksummed
 // with per-file hashes cached across builds.
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { writeFileAtomically } from "../fs/atomic-write.js";
 import { contentChecksum, type FileHashCache, type FileHashRecord } from "../fs/checksum.js";
 import { acquireFileLock } from "../fs/file-lock.js";
 import type { CopyAction } from "../llb/ops.js";
@@ -170,17 +171,13 @@ export class SessionLocalSources implements LocalSources {
     for (const dir of this.used) {
       const cache = this.hashCaches.get(dir);
       if (!cache) continue;
-      const tmp = `${hashFile(dir)}.tmp-${process.pid}`;
-      await writeFile(tmp, JSON.stringify([...cache.entries()]));
-      await rename(tmp, hashFile(dir));
+      await writeFileAtomically(hashFile(dir), JSON.stringify([...cache.entries()]));
     }
     this.used.clear();
     for (const dir of this.memosToSave) {
       const memo = this.checksumMemos.get(dir);
       if (!memo) continue;
-      const tmp = `${checksumMemoFile(dir)}.tmp-${process.pid}`;
-      await writeFile(tmp, JSON.stringify(memo));
-      await rename(tmp, checksumMemoFile(dir));
+      await writeFileAtomically(checksumMemoFile(dir), JSON.stringify(memo));
     }
     this.memosToSave.clear();
     for (const r of this.releases.splice(0)) r();

@@ -4,8 +4,9 @@
 // a half-made or half-deleted snapshot looking valid.
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomically } from "../fs/atomic-write.js";
 import type { SnapshotId, SnapshotInfo } from "./types.js";
 
 const ID_PATTERN = /^[0-9a-f]{12}$/;
@@ -18,20 +19,11 @@ export class UnknownSnapshotError extends Error {
   }
 }
 
+/** Records are read back after a crash: on disk before they count. */
+const RECORD_WRITE = { mode: 0o644, durable: true } as const;
+
 function isAbsent(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === "ENOENT";
-}
-
-async function writeFileAtomically(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const fh = await open(tmp, "w", 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }
 
 /** What one pass over the root found: complete snapshots, and directories that are not (strays). */
@@ -230,7 +222,7 @@ export class SnapshotStore {
         size === undefined
           ? { id, parent, kind: "active", size: 0, createdAt }
           : { id, parent, kind: "committed", size, createdAt };
-      await writeFileAtomically(join(staging, RECORD_FILE), JSON.stringify(rec));
+      await writeFileAtomically(join(staging, RECORD_FILE), JSON.stringify(rec), RECORD_WRITE);
       await rename(staging, join(this.root, id));
       records.set(id, rec);
       return rec;
@@ -241,7 +233,7 @@ export class SnapshotStore {
   }
 
   async update(rec: SnapshotInfo): Promise<void> {
-    await writeFileAtomically(join(this.dirOf(rec.id), RECORD_FILE), JSON.stringify(rec));
+    await writeFileAtomically(join(this.dirOf(rec.id), RECORD_FILE), JSON.stringify(rec), RECORD_WRITE);
     (await this.load()).set(rec.id, rec);
   }
 

@@ -3,10 +3,11 @@
 // server "changed?" instead of downloading again — the per-URL records BuildKit keeps for http sources.
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { writeFileAtomically } from "../fs/atomic-write.js";
 import { type Digest, digestHex, sha256Digest } from "../oci/digest.js";
 
 /** What a download was, as the server described it. */
@@ -71,7 +72,7 @@ export class HttpSourceCache {
     const kept = (await this.records(urlKey)).filter((r) => !same(r));
     const next = [record, ...kept].slice(0, RECORDS_PER_URL);
     await mkdir(join(this.dir, "urls"), { recursive: true });
-    await writeAtomically(this.recordFile(urlKey), JSON.stringify(next));
+    await writeFileAtomically(this.recordFile(urlKey), JSON.stringify(next), { mode: 0o600 });
   }
 
   /** Streams a body into the store (temp file, then rename), returning its digest and size. */
@@ -107,16 +108,5 @@ export class HttpSourceCache {
 
   private recordFile(urlKey: string): string {
     return join(this.dir, "urls", `${digestHex(sha256Digest(urlKey))}.json`);
-  }
-}
-
-async function writeAtomically(path: string, data: string): Promise<void> {
-  const temp = `${path}.tmp-${randomBytes(6).toString("hex")}`;
-  try {
-    await writeFile(temp, data, { mode: 0o600 });
-    await rename(temp, path);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
   }
 }

@@ -5,20 +5,9 @@
 // owned by root: a context's files belong to no user of the image until COPY --chown says so.
 
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
-import {
-  chmod,
-  copyFile,
-  lchown,
-  lutimes,
-  mkdir,
-  readFile,
-  rename,
-  rm,
-  symlink,
-  utimes,
-  writeFile,
-} from "node:fs/promises";
+import { chmod, copyFile, lchown, lutimes, mkdir, readFile, rm, symlink, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { writeFileAtomically } from "../fs/atomic-write.js";
 import { PatternMatcher } from "../fs/patterns.js";
 
 /** What a sync knows of one entry of a local directory; the wire sync sends the same record. */
@@ -96,7 +85,7 @@ function included(path: string, rules: readonly IncludeRule[]): boolean {
  * no-op rebuild of a large context is mostly this walk.
  */
 export async function scanLocalDirectory(src: string, opts: SyncOptions): Promise<Manifest> {
-  const excluder = opts.exclude && opts.exclude.length ? new PatternMatcher(opts.exclude) : undefined;
+  const excluder = opts.exclude?.length ? new PatternMatcher(opts.exclude) : undefined;
   const include = includeRules(opts.include ?? []);
   const out: Manifest = {};
   const walk = (rel: string): void => {
@@ -230,9 +219,7 @@ export async function applySync(
     if (m.type === "dir" && !sameMeta(previous[path], m))
       await utimes(join(dest, path), m.mtimeMs / 1000, m.mtimeMs / 1000);
   }
-  const tmp = `${manifestPath(dest)}.tmp`;
-  await writeFile(tmp, JSON.stringify(current));
-  await rename(tmp, manifestPath(dest));
+  await writeFileAtomically(manifestPath(dest), JSON.stringify(current));
   return { files: paths.length, copied, removed, bytesCopied };
 }
 
